@@ -1,0 +1,53 @@
+"""digisem.link: the digital link, a library of its own (it imports nothing else from digisem).
+
+Conventions, stated once and kept everywhere:
+
+- **SNR**: ``snr_db`` is Es/N0 in dB per complex symbol with unit-energy symbols; the complex noise
+  variance is ``N0 = 10^(-snr_db/10)`` (N0/2 per real dimension). Names say otherwise where they
+  mean otherwise (``ebn0_db``; ``snr_kind="ebn0"``). Conversions are in :mod:`.theory`.
+- **Bits** are MSB first, uint8 (or float/bool) in {0, 1}.
+- **LLR sign**: ``LLR = ln P(b=1 | y) / P(b=0 | y)``; a positive LLR favours bit 1 (as Sionna).
+- **Labels**: QAM follows 3GPP TS 38.211 Gray labelling; PSK is Gray labelled around the circle.
+- Every random draw takes an optional ``torch.Generator``; devices and dtypes follow the input.
+"""
+
+from .bits import bits_to_int, gray_decode, gray_encode, int_to_bits
+from .channel import AWGN, MIMO, BinarySymmetric, ChannelOutput, Rayleigh, make_channel, noise_variance
+from .constellation import Constellation, GrayPAMConstellation, PSKConstellation, constellation, constellation_info
+from .links import BitLink, BSCLink, SymbolLink
+from .theory import (
+    ber_awgn,
+    ber_rayleigh_bpsk,
+    bsc_flip_probability,
+    ebn0_to_esn0_db,
+    esn0_to_ebn0_db,
+    q_function,
+)
+
+__all__ = [
+    "AWGN",
+    "MIMO",
+    "BSCLink",
+    "BinarySymmetric",
+    "BitLink",
+    "ChannelOutput",
+    "Constellation",
+    "GrayPAMConstellation",
+    "PSKConstellation",
+    "Rayleigh",
+    "SymbolLink",
+    "ber_awgn",
+    "ber_rayleigh_bpsk",
+    "bits_to_int",
+    "bsc_flip_probability",
+    "constellation",
+    "constellation_info",
+    "ebn0_to_esn0_db",
+    "esn0_to_ebn0_db",
+    "gray_decode",
+    "gray_encode",
+    "int_to_bits",
+    "make_channel",
+    "noise_variance",
+    "q_function",
+]

@@ -1,0 +1,21 @@
+"""Shared test helpers: binomial confidence checks and a seeded generator."""
+
+import math
+
+import pytest
+import torch
+
+
+def assert_rate_within_binomial(errors: int, trials: int, p: float, z: float = 5.0) -> None:
+    """Assert that ``errors`` out of ``trials`` is consistent with rate ``p`` (|k - np| <= z sigma + 1)."""
+    expected = trials * p
+    sigma = math.sqrt(trials * p * (1.0 - p))
+    assert abs(errors - expected) <= z * sigma + 1.0, (
+        f"{errors} errors in {trials} trials (rate {errors / trials:.4g}) vs theory {p:.4g} "
+        f"(expected {expected:.1f} +- {z} x {sigma:.1f})"
+    )
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)

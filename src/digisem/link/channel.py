@@ -76,7 +76,7 @@ class AWGN(nn.Module):
     def forward(self, x: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None) -> ChannelOutput:
         _check_batch(x)
         noise_var = noise_variance(snr_db, x)
-        y = x + complex_normal(x.shape, x, generator) * noise_var.sqrt()
+        y = complex_normal(x.shape, x, generator).mul_(noise_var.sqrt()).add_(x)
         return ChannelOutput(y, noise_var)
 
 

@@ -95,8 +95,7 @@ class BitLink(nn.Module):
         num_bits = bits.shape[1]
         if self.code is not None:
             return self._transmit_coded(bits, snr_db, generator)[:, :num_bits]
-        padded = F.pad(bits, (0, -num_bits % self._symbol_multiple()))
-        received = self._through_channel(padded, snr_db, generator)
+        received = self._through_channel(_pad_to_multiple(bits, self._symbol_multiple()), snr_db, generator)
         if self.demapping == "hard":
             return self.constellation.demap_hard(received.symbols)[:, :num_bits]
         llr = self.constellation.demap_llr(received.symbols, received.noise_var, self.demapping)
@@ -107,11 +106,10 @@ class BitLink(nn.Module):
 
     def _transmit_coded(self, bits: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         batch, k = bits.shape[0], self.code.k
-        blocks = F.pad(bits.to(torch.float32), (0, -bits.shape[1] % k)).reshape(batch, -1, k)
+        blocks = _pad_to_multiple(bits.to(torch.float32), k).reshape(batch, -1, k)
         coded = self.code.encode(blocks).reshape(batch, -1)
         num_coded = coded.shape[1]
-        padded = F.pad(coded, (0, -num_coded % self._symbol_multiple()))
-        received = self._through_channel(padded, snr_db, generator)
+        received = self._through_channel(_pad_to_multiple(coded, self._symbol_multiple()), snr_db, generator)
         llr = self.constellation.demap_llr(received.symbols, received.noise_var, self.demapping)
         decoded = self.code.decode(llr[:, :num_coded].reshape(batch, -1, self.code.n))
         return decoded.reshape(batch, -1).to(torch.uint8)
@@ -206,6 +204,12 @@ class SymbolLink(nn.Module):
                 raise ValueError("an example has all-zero symbols: cannot normalize its power")
             x = x / power.sqrt()
         return self.channel(x, snr_db, generator)
+
+
+def _pad_to_multiple(bits: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad the last dimension of ``[B, N]`` to a multiple of ``multiple`` (no copy if already one)."""
+    pad = -bits.shape[-1] % multiple
+    return F.pad(bits, (0, pad)) if pad else bits
 
 
 def _as_constellation(value: Constellation | str) -> Constellation:

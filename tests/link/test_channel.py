@@ -36,16 +36,16 @@ def test_per_example_snr(generator):
         assert_rate_within_binomial(int(errors[row]), bits.shape[1], float(ber_awgn("qpsk", snr[row].item(), "esn0")))
 
 
-@pytest.mark.parametrize("channel", ["rayleigh-fast", "rayleigh"])
+@pytest.mark.parametrize("channel", ["rayleigh", "rayleigh-block"])
 def test_rayleigh_bpsk_matches_closed_form(channel, generator):
     # block fading: one gain per example, so use many short examples for an i.i.d. average
-    shape = (200000, 4) if channel == "rayleigh" else (20, 40000)
+    shape = (200000, 4) if channel == "rayleigh-block" else (20, 40000)
     link = BitLink("bpsk", channel)
     bits = torch.randint(0, 2, shape, dtype=torch.uint8, generator=generator)
     for snr in [0.0, 10.0, 20.0]:
         errors = int((link.transmit_bits(bits, snr, generator) != bits).sum())
         # block fading makes errors of one example correlated: widen the bound by sqrt(bits per example)
-        z = 5.0 * (shape[1] ** 0.5 if channel == "rayleigh" else 1.0)
+        z = 5.0 * (shape[1] ** 0.5 if channel == "rayleigh-block" else 1.0)
         assert_rate_within_binomial(errors, bits.numel(), float(ber_rayleigh_bpsk(snr)), z=z)
 
 
@@ -115,3 +115,13 @@ def test_channel_bad_input():
         make_channel("awgm")
     with pytest.raises(ValueError, match="unknown MIMO detector"):
         MIMO(2, 2, "ml")
+
+
+def test_rayleigh_16qam_matches_numerical_average(generator):
+    from digisem.link.theory import ber_rayleigh
+
+    link = BitLink("16qam", "rayleigh")
+    bits = torch.randint(0, 2, (20, 40000), dtype=torch.uint8, generator=generator)
+    for snr in [10.0, 25.0]:
+        errors = int((link.transmit_bits(bits, snr, generator) != bits).sum())
+        assert_rate_within_binomial(errors, bits.numel(), float(ber_rayleigh("16qam", snr)))

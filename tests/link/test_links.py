@@ -16,7 +16,7 @@ def test_bitlink_lossless_at_high_snr_for_every_width(modulation, num_bits, gene
     assert torch.equal(link(values, num_bits, 100.0, generator), values)
 
 
-@pytest.mark.parametrize("channel", ["rayleigh", "mimo-4x4", "mimo-8x4"])
+@pytest.mark.parametrize("channel", ["rayleigh", "rayleigh-block", "mimo-4x4", "mimo-8x4"])
 def test_bitlink_through_fading_channels_keeps_shape(channel, generator):
     link = BitLink("16qam", channel, demapping="app")
     values = torch.randint(0, 16, (2, 50), generator=generator)

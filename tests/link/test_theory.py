@@ -58,3 +58,10 @@ def test_unknown_modulation_and_snr_kind():
         ber_awgn("12qam", 0.0)
     with pytest.raises(ValueError, match="snr_kind"):
         ber_awgn("16qam", 0.0, "snr")
+
+
+def test_numerical_rayleigh_average_equals_bpsk_closed_form():
+    from digisem.link.theory import ber_rayleigh
+
+    snr = np.array([0.0, 10.0, 25.0])
+    np.testing.assert_allclose(ber_rayleigh("bpsk", snr), ber_rayleigh_bpsk(snr), rtol=1e-6)

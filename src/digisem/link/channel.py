@@ -90,7 +90,7 @@ class Rayleigh(nn.Module):
     Output: :class:`ChannelOutput` ``(y / h, N0 / |h|^2)``.
     """
 
-    def __init__(self, block: bool = True):
+    def __init__(self, block: bool = False):
         super().__init__()
         self.block = block
 
@@ -196,20 +196,21 @@ def flip_mask(shape: torch.Size, p: float | torch.Tensor, device: torch.device, 
 def make_channel(spec: str) -> nn.Module:
     """Build a symbol channel from a name.
 
-    ``"awgn"``, ``"rayleigh"`` (block fading, one gain per example), ``"rayleigh-fast"``
-    (one gain per symbol), ``"mimo-NTxNR"`` (e.g. ``"mimo-8x4"``: Nt = 8, Nr = 4, LMMSE) and
+    ``"awgn"``, ``"rayleigh"`` (= ``"rayleigh-fast"``: i.i.d. gain per symbol, the textbook
+    channel of the closed forms), ``"rayleigh-block"`` (one gain per example: per image or
+    codeword), ``"mimo-NTxNR"`` (e.g. ``"mimo-8x4"``: Nt = 8, Nr = 4, LMMSE) and
     ``"mimo-NTxNR-zf"`` / ``"mimo-NTxNR-lmmse"`` to choose the detector.
     """
     key = spec.lower().strip()
     if key == "awgn":
         return AWGN()
-    if key in ("rayleigh", "rayleigh-block"):
-        return Rayleigh(block=True)
-    if key == "rayleigh-fast":
+    if key in ("rayleigh", "rayleigh-fast"):
         return Rayleigh(block=False)
+    if key == "rayleigh-block":
+        return Rayleigh(block=True)
     match = re.fullmatch(r"mimo-(\d+)x(\d+)(?:-(zf|lmmse))?", key)
     if match:
         return MIMO(int(match.group(1)), int(match.group(2)), detector=match.group(3) or "lmmse")
     raise ValueError(
-        f"unknown channel {spec!r}: use 'awgn', 'rayleigh', 'rayleigh-fast' or 'mimo-NTxNR[-zf|-lmmse]' (e.g. 'mimo-8x4')"
+        f"unknown channel {spec!r}: use 'awgn', 'rayleigh', 'rayleigh-block' or 'mimo-NTxNR[-zf|-lmmse]' (e.g. 'mimo-8x4')"
     )

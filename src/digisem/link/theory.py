@@ -123,3 +123,25 @@ def bsc_flip_probability(modulation: str, snr_db: ArrayLike, snr_kind: str = "eb
     convention of AMP-SC's Table IV: ``bsc_flip_probability("16qam", 0)`` = 0.141).
     """
     return ber_awgn(modulation, snr_db, snr_kind)
+
+
+def ber_rayleigh(modulation: str, snr_db: ArrayLike, snr_kind: str = "esn0") -> np.ndarray:
+    """Uncoded BER over flat Rayleigh fading with perfect CSI: the AWGN BER averaged over ``|h|^2 ~ Exp(1)``.
+
+    ``E_g[ber_awgn(modulation, Es/N0 * g)]``, integrated numerically (scipy ``quad``); for BPSK it
+    equals :func:`ber_rayleigh_bpsk`. ``snr_db : [...]`` average SNR of kind ``snr_kind``.
+    """
+    from scipy.integrate import quad
+
+    info = constellation_info(modulation)
+    esn0_db = np.atleast_1d(to_esn0_db(snr_db, snr_kind, info.bits_per_symbol))
+
+    def average(esn0_point_db: float) -> float:
+        def integrand(gain: float) -> float:
+            faded = esn0_point_db + 10.0 * np.log10(max(gain, 1e-300))
+            return float(ber_awgn(modulation, faded, "esn0")) * np.exp(-gain)
+
+        return quad(integrand, 0.0, np.inf, limit=200, epsabs=1e-14, epsrel=1e-8)[0]
+
+    result = np.array([average(float(s)) for s in esn0_db])
+    return result.reshape(np.shape(snr_db)) if np.ndim(snr_db) else result[0]

@@ -1,0 +1,209 @@
+"""The ``digisem`` command. ``digisem --help`` lists the verbs; every verb has ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SNR_RANGE_HELP = "SNRs in dB: 'START:STOP:STEP' (STOP included), a list '0,3,6' or one value"
+
+
+class UsageError(ValueError):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+def parse_snr_range(text: str) -> list[float]:
+    """Parse ``'0:14:1'`` (inclusive of STOP), ``'0,3,6'`` or ``'5'`` into a list of dB values."""
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
+                raise UsageError(f"bad SNR range {text!r}: use START:STOP:STEP with STEP > 0 and STOP >= START")
+            count = int(np.floor((parts[1] - parts[0]) / parts[2] + 1e-9)) + 1
+            return [round(parts[0] + i * parts[2], 10) for i in range(count)]
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError as err:
+        if isinstance(err, UsageError):
+            raise
+        raise UsageError(f"bad SNR list {text!r}: {SNR_RANGE_HELP}") from err
+
+
+def _build_link(modulation: str, channel: str, code: str | None, demapping: str | None, ldpc_k: int):
+    from digisem.link import BitLink
+
+    channel_code = None
+    if code:
+        from digisem.link.ldpc import LDPC5GCode
+
+        channel_code = LDPC5GCode.from_spec(code, k=ldpc_k)
+    return BitLink(modulation, channel, code=channel_code, demapping=demapping)
+
+
+def _theory(modulation: str, channel: str, coded: bool, ebn0_db: list[float]) -> tuple[str, list[float]] | None:
+    """Closed-form uncoded BER at the same Eb/N0 (key name, values), where one exists for this channel."""
+    from digisem.link.theory import ber_awgn, ber_rayleigh
+
+    if channel == "awgn":
+        values = ber_awgn(modulation, ebn0_db, "ebn0")
+    elif channel in ("rayleigh", "rayleigh-block", "rayleigh-fast"):
+        values = ber_rayleigh(modulation, ebn0_db, "ebn0")
+    else:
+        return None
+    return ("ber_uncoded_theory" if coded else "ber_theory"), [float(v) for v in np.atleast_1d(values)]
+
+
+def command_ber(args: argparse.Namespace) -> int:
+    """Simulate BER/BLER over an SNR sweep; write results.json and ber.png; print a table."""
+    import torch
+
+    from digisem.io import run_metadata, write_json
+    from digisem.link.simulate import simulate_ber
+    from digisem.link.theory import ebn0_to_esn0_db, esn0_to_ebn0_db
+    from digisem.plots import plot_metric
+
+    snrs = parse_snr_range(args.snr)
+    if not snrs:
+        raise UsageError("--snr gave no SNR values")
+    if args.bits < 1 or args.target_errors < 1:
+        raise UsageError("--bits and --target-errors must be >= 1")
+    link = _build_link(args.modulation, args.channel, args.code, args.demapping, args.ldpc_k)
+    k = link.constellation.bits_per_symbol
+    rate = link.code_rate
+    if args.snr_kind == "ebn0":
+        esn0 = [float(v) for v in np.atleast_1d(ebn0_to_esn0_db(snrs, k, rate))]
+        ebn0 = snrs
+    else:
+        esn0 = snrs
+        ebn0 = [float(v) for v in np.atleast_1d(esn0_to_ebn0_db(snrs, k, rate))]
+    block_bits = link.code.k * 8 if link.code is not None else 4096
+    torch.manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    started = time.perf_counter()
+    sweep = simulate_ber(link, esn0, max_bits=args.bits, target_errors=args.target_errors, block_bits=block_bits, generator=generator, progress=not args.quiet)
+    wall = time.perf_counter() - started
+    label = f"{link.constellation.name} {args.channel}" + (f" {args.code}" if args.code else "")
+    curves = {
+        "snr_db": snrs,
+        "esn0_db": esn0,
+        "ebn0_db": ebn0,
+        "ber": [p.ber for p in sweep.points],
+        "bler": [p.bler for p in sweep.points],
+        "bits": [p.bits for p in sweep.points],
+        "bit_errors": [p.bit_errors for p in sweep.points],
+    }
+    theory = _theory(link.constellation.name, args.channel, link.code is not None, ebn0)
+    if theory:
+        curves[theory[0]] = theory[1]
+    config = {key: value for key, value in vars(args).items() if key != "func"}
+    results = {
+        "name": label,
+        "model": repr(link).replace("\n", " "),
+        "description": f"Monte-Carlo BER of {label}; stop at {args.target_errors} bit errors or {args.bits} bits per point; "
+        f"demapping {link.demapping}; block BLER over blocks of {block_bits} information bits.",
+        "results": curves,
+        "meta": run_metadata(args.seed, "cpu", snr_kind=args.snr_kind, channel=args.channel, modulation=link.constellation.name, code=args.code, code_rate=rate, wall_s=round(wall, 2), config=config),
+    }
+    out = Path(args.out or f"runs/ber-{link.constellation.name}-{args.channel}{'-' + args.code.replace('/', '_') if args.code else ''}")
+    write_json(out / "results.json", results)
+    plot_metric([results], "ber", out / "ber.png", title=label)
+    theory_values = theory[1] if theory else [None] * len(snrs)
+    kind = "Eb/N0" if args.snr_kind == "ebn0" else "Es/N0"
+    print(f"\n{kind + ' (dB)':>12s} {'Es/N0 (dB)':>11s} {'BER':>10s} {'theory':>10s} {'BLER':>9s} {'bits':>11s} {'errors':>8s}")
+    for s, point, t in zip(snrs, sweep.points, theory_values):
+        theory_text = f"{t:10.3e}" if t is not None else f"{'-':>10s}"
+        print(f"{s:12.2f} {point.esn0_db:11.2f} {point.ber:10.3e} {theory_text} {point.bler:9.3e} {point.bits:11d} {point.bit_errors:8d}")
+    if theory and theory[0] == "ber_uncoded_theory":
+        print("(theory column: uncoded BER at the same Eb/N0, for the coding gain)")
+    print(f"\nwrote {out / 'results.json'} and {out / 'ber.png'} ({wall:.1f} s)")
+    return 0
+
+
+def command_download(args: argparse.Namespace) -> int:
+    """Download a dataset that digisem can fetch (CIFAR-10 python batches, checksum-verified)."""
+    from digisem.data import download_cifar10
+
+    path = download_cifar10(args.root)
+    print(f"CIFAR-10 ready in {path}")
+    return 0
+
+
+def command_plot(args: argparse.Namespace) -> int:
+    """Plot one metric of several results JSON files on one figure."""
+    import json
+
+    from digisem.plots import plot_metric
+
+    results_list = []
+    for name in args.results:
+        try:
+            data = json.loads(Path(name).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UsageError(f"cannot read results file {name}: {err}") from err
+        if not isinstance(data, dict) or "results" not in data or "snr_db" not in data.get("results", {}):
+            raise UsageError(f"{name} is not a digisem results file (needs results.snr_db)")
+        results_list.append(data)
+    metric = args.metric or ("ber" if "ber" in results_list[0]["results"] else "psnr")
+    path = plot_metric(results_list, metric, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with all verbs."""
+    from digisem import __version__
+
+    parser = argparse.ArgumentParser(prog="digisem", description="Digital semantic communications toolkit.")
+    parser.add_argument("--version", action="version", version=f"digisem {__version__}")
+    verbs = parser.add_subparsers(title="verbs", dest="verb", metavar="VERB")
+
+    ber = verbs.add_parser("ber", help="simulate bit error rate over an SNR sweep (results JSON + plot)", description=command_ber.__doc__)
+    ber.add_argument("--modulation", default="16qam", help="bpsk, qpsk, 16qam, 64qam, 256qam, 8psk, ... (default 16qam)")
+    ber.add_argument("--snr", default="0:14:1", help=SNR_RANGE_HELP + " (default 0:14:1)")
+    ber.add_argument("--snr-kind", choices=("ebn0", "esn0"), default="ebn0", help="the SNR axis: Eb/N0 per information bit or Es/N0 per symbol (default ebn0)")
+    ber.add_argument("--channel", default="awgn", help="awgn, rayleigh (i.i.d. per symbol), rayleigh-block (one gain per 4096-bit block), mimo-NTxNR[-zf|-lmmse] e.g. mimo-4x8 (default awgn)")
+    ber.add_argument("--code", default=None, help="channel code, e.g. ldpc-1/2 (5G NR LDPC; default: uncoded)")
+    ber.add_argument("--ldpc-k", type=int, default=512, help="LDPC information bits per codeword (default 512)")
+    ber.add_argument("--demapping", choices=("hard", "app", "maxlog"), default=None, help="default: hard uncoded, app with a code")
+    ber.add_argument("--bits", type=int, default=10_000_000, help="bit budget per SNR point (default 1e7)")
+    ber.add_argument("--target-errors", type=int, default=1000, help="stop a point after this many bit errors (default 1000)")
+    ber.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ber.add_argument("--out", default=None, help="output folder (default runs/ber-<modulation>-<channel>[-code])")
+    ber.add_argument("--quiet", action="store_true", help="no progress bar")
+    ber.set_defaults(func=command_ber)
+
+    download = verbs.add_parser("download", help="download a dataset (cifar10)", description=command_download.__doc__)
+    download.add_argument("dataset", choices=("cifar10",), help="dataset to fetch")
+    download.add_argument("--root", default=None, help="data folder (default: $DIGISEM_DATA)")
+    download.set_defaults(func=command_download)
+
+    plot = verbs.add_parser("plot", help="plot several results JSON files on one figure", description=command_plot.__doc__)
+    plot.add_argument("results", nargs="+", help="results JSON files")
+    plot.add_argument("--metric", default=None, help="ber, bler, psnr, ssim, ms_ssim, accuracy (default: ber if present, else psnr)")
+    plot.add_argument("--out", default="plot.png", help="PNG file (default plot.png)")
+    plot.set_defaults(func=command_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``digisem`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, TypeError, FileNotFoundError) as err:
+        print(f"digisem {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"digisem {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Run provenance and safe file writing: every result records config, seed, versions and git commit;
+files are written atomically (temporary file in the same folder, then rename), so a crash never
+leaves a half-written result."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, allow_nan=True) + "\n"))
+
+
+def git_commit() -> str | None:
+    """The git commit of the digisem source tree (``-dirty`` if it has uncommitted changes), or None."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def run_metadata(seed: int | None, device: str | torch.device = "cpu", **extra: Any) -> dict[str, Any]:
+    """Provenance for a results file: digisem/torch/python versions, git commit, seed, device, host, plus ``extra``."""
+    from digisem import __version__
+
+    return {
+        "digisem": __version__,
+        "git": git_commit(),
+        "seed": seed,
+        "device": str(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **extra,
+    }

@@ -236,6 +236,8 @@ class GrayPAMConstellation(Constellation):
 
     Map and demap work per axis over ``L = 2^(k/axes)`` levels: a hard decision is a rounding of
     each axis, an LLR a log-sum-exp over L levels, so 256-QAM costs 16 metrics per axis, not 256.
+    Device moves carry the buffers; ``levels_by_bit`` (which sorted levels carry bit 1 / bit 0 for
+    each axis bit) is plain Python, fixed at construction.
 
     Parameters
     ----------
@@ -269,6 +271,9 @@ class GrayPAMConstellation(Constellation):
         self.level_scale = level_scale
         self.register_buffer("levels", levels, persistent=False)
         self.register_buffer("sorted_axis_labels", sorted_labels, persistent=False)
+        self.levels_by_bit = [
+            tuple([j for j in range(num_levels) if int(sorted_labels[j, t]) == bit] for bit in (1, 0)) for t in range(bits_per_axis)
+        ]
         # Bits of the point whose axis levels have sorted indices (j_0, j_1): row j_0 * L + j_1.
         grid = torch.stack(torch.meshgrid(*[torch.arange(num_levels)] * num_axes, indexing="ij"), -1).reshape(-1, num_axes)
         decision_bits = torch.stack([sorted_labels[grid[:, a]] for a in range(num_axes)], -1).flatten(-2)
@@ -302,10 +307,24 @@ class GrayPAMConstellation(Constellation):
         """
         check_symbols(y)
         noise_var = _check_noise_var(noise_var, y)
+        if method not in DEMAPPING_METHODS:
+            raise ValueError(f"unknown demapping method {method!r}: use one of {DEMAPPING_METHODS}")
         coords = self._axes(y)
-        metrics = -(coords.unsqueeze(-1) - self.levels).pow(2) / noise_var.unsqueeze(-1).unsqueeze(-1)
-        llr = _llr_from_metrics(metrics, self.sorted_axis_labels, method)
-        return llr.transpose(-1, -2).flatten(-3)
+        neg_inv_noise = (-1.0 / noise_var).unsqueeze(-1)
+        # one metric tensor [..., n, axes] per level, then per bit a pairwise fold over the L/2
+        # levels of each label value: elementwise ops only, no [..., L] reductions
+        metrics = [(coords - level).square_().mul_(neg_inv_noise) for level in self.levels]
+        combine = torch.logaddexp if method == "app" else torch.maximum
+        llr_per_bit = []
+        for with_one, with_zero in self.levels_by_bit:
+            ones, zeros = metrics[with_one[0]], metrics[with_zero[0]]
+            for level in with_one[1:]:
+                ones = combine(ones, metrics[level])
+            for level in with_zero[1:]:
+                zeros = combine(zeros, metrics[level])
+            llr_per_bit.append(ones - zeros)
+        # [..., n, bits_per_axis, axes] -> b0 (axis 0), b1 (axis 1), b2 (axis 0), ...
+        return torch.stack(llr_per_bit, -2).flatten(-3)
 
 
 class PSKConstellation(Constellation):

@@ -1,0 +1,199 @@
+"""One generic training loop for every digisem recipe.
+
+A recipe is a sequence of :class:`Stage` objects (which named parts of the model train, for how many
+epochs, at which learning rate, with which loss). :func:`fit_stage` trains one stage with Adam and
+cosine annealing, shows progress, and after every epoch writes one atomic checkpoint
+(``state.pt``: model, optimizer, scheduler, epoch, logs; loaded with ``weights_only=True``), the
+weights as ``model.safetensors`` and the log as ``log.jsonl``. A finished stage leaves
+``done.json``. Running a stage again resumes it (or just loads it when done), and because every
+epoch's shuffling and noise come from generators seeded by (seed, stage, epoch), a resumed run
+gives the same numbers as an uninterrupted one.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) the same loop runs data-parallel (DDP): each rank sees a
+shard of every epoch and rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from tqdm.auto import tqdm
+
+from ..io import atomic_write, write_json
+from ..weights import load_state, save_state, save_weights
+
+LossFn = Callable[[Callable[..., Any], Any, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
+"""``loss(model_call, batch, generator) -> (scalar loss, {name: float})``; ``model_call`` is the
+model (DDP-wrapped when distributed) and ``generator`` the epoch's noise generator (on the device)."""
+
+
+@dataclass
+class Stage:
+    """One training stage.
+
+    ``trainable`` names submodules of the model (e.g. ``("encoder", "decoder")``); all others are
+    frozen. The learning rate follows cosine annealing from ``lr`` to ``eta_min`` over ``epochs``.
+    ``max_batches`` caps the batches per epoch (None: the whole dataset).
+    """
+
+    name: str
+    epochs: int
+    lr: float
+    trainable: tuple[str, ...]
+    loss: LossFn
+    eta_min: float = 1e-6
+    max_batches: int | None = None
+
+
+def derived_seed(seed: int, *keys: object) -> int:
+    """A 63-bit seed derived deterministically from ``seed`` and ``keys`` (e.g. stage name, epoch)."""
+    digest = hashlib.sha256(repr((seed,) + keys).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size); initializes the process group once when launched by ``torchrun``."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def default_device() -> torch.device:
+    """``cuda:LOCAL_RANK`` when CUDA is available, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _trainable_parameters(model: nn.Module, names: tuple[str, ...]) -> list[nn.Parameter]:
+    parameters = []
+    for name in names:
+        part = getattr(model, name, None)
+        if not isinstance(part, nn.Module):
+            raise ValueError(f"stage trains {name!r}, but the model has no such part (it has {[n for n, _ in model.named_children()]})")
+        parameters += list(part.parameters())
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    if not parameters:
+        raise ValueError(f"stage trains {names}, which have no parameters")
+    return parameters
+
+
+def fit_stage(
+    model: nn.Module,
+    stage: Stage,
+    dataset: Dataset,
+    stage_dir: str | Path,
+    *,
+    batch_size: int,
+    seed: int,
+    device: torch.device | None = None,
+    progress: bool = True,
+    collate: Callable[[list[Any]], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``stage`` (resuming from ``stage_dir`` if it holds a checkpoint); returns the epoch logs.
+
+    Input batches are whatever the dataset yields, collated by the default collate (images
+    ``[B, 3, H, W]`` in [0, 1] for image datasets) and moved to ``device``.
+    """
+    stage_dir = Path(stage_dir)
+    device = device or default_device()
+    rank, world_size = distributed_context()
+    model.to(device)
+    if (stage_dir / "done.json").is_file():
+        checkpoint = load_state(stage_dir / "state.pt")
+        model.load_state_dict(checkpoint["model"])
+        return checkpoint["logs"]
+    if stage.epochs < 1:
+        raise ValueError(f"stage {stage.name!r} needs epochs >= 1, got {stage.epochs}")
+    parameters = _trainable_parameters(model, stage.trainable)
+    optimizer = torch.optim.Adam(parameters, lr=stage.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.epochs, eta_min=stage.eta_min)
+    logs: list[dict[str, Any]] = []
+    start_epoch = 0
+    if (stage_dir / "state.pt").is_file():
+        checkpoint = load_state(stage_dir / "state.pt")
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        logs = checkpoint["logs"]
+        start_epoch = checkpoint["epoch"] + 1
+    model_call = model
+    if world_size > 1:
+        model_call = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    for epoch in range(start_epoch, stage.epochs):
+        epoch_seed = derived_seed(seed, stage.name, epoch)
+        torch.manual_seed(epoch_seed)
+        if world_size > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=epoch_seed % 2**31)
+        else:
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(epoch_seed))
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=collate)
+        noise = torch.Generator(device=device).manual_seed(derived_seed(epoch_seed, "noise", rank))
+        total_batches = len(loader) if stage.max_batches is None else min(len(loader), stage.max_batches)
+        if total_batches == 0:
+            raise ValueError(f"the dataset ({len(dataset)} items) is smaller than one batch of {batch_size}")
+        sums: dict[str, float] = {}
+        started = time.perf_counter()
+        model.train()
+        bar = tqdm(total=total_batches, desc=f"{stage.name} {epoch + 1}/{stage.epochs}", disable=not progress or rank != 0, leave=False)
+        for index, batch in enumerate(loader):
+            if index == total_batches:
+                break
+            batch = _to_device(batch, device)
+            loss, values = stage.loss(model_call, batch, noise)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"stage {stage.name!r}, epoch {epoch}: loss is {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key, value in {"loss": loss.item(), **values}.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums['loss'] / (index + 1):.4f}")
+        bar.close()
+        scheduler.step()
+        entry = {"stage": stage.name, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2)}
+        entry.update({key: value / total_batches for key, value in sums.items()})
+        logs.append(entry)
+        if rank == 0:
+            _checkpoint(model, optimizer, scheduler, epoch, logs, stage_dir)
+            if progress:
+                print(json.dumps(entry), flush=True)
+        if world_size > 1:
+            dist.barrier()
+    if rank == 0:
+        write_json(stage_dir / "done.json", {"stage": stage.name, "epochs": stage.epochs, "final": logs[-1]})
+    return logs
+
+
+def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, epoch: int, logs: list[dict[str, Any]], stage_dir: Path) -> None:
+    """One atomic resume point (``state.pt``), then the weights and log for people to read."""
+    model_state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    save_state({"epoch": epoch, "model": model_state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "logs": logs}, stage_dir / "state.pt")
+    save_weights(model, stage_dir / "model.safetensors", {"epoch": epoch})
+    atomic_write(stage_dir / "log.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(line) + "\n" for line in logs)))
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(item, device) for item in batch)
+    return batch

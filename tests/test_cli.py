@@ -63,3 +63,15 @@ def test_help_lists_verbs(capsys):
     for verb in ("ber", "download", "plot"):
         with pytest.raises(SystemExit):
             main([verb, "--help"])
+
+
+def test_download_offline_gives_one_line_error(tmp_path, monkeypatch, capsys):
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["download", "cifar10", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cifar-10-python.tar.gz" in err and "Traceback" not in err

@@ -195,9 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from digisem.weights import CheckpointError
+
     try:
         return args.func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError) as err:
+    except (UsageError, ValueError, TypeError, OSError, CheckpointError) as err:
         print(f"digisem {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,91 @@
+"""Recipes: YAML files naming a system family, its model, data, schedule and evaluation.
+
+``load_recipe("ampsc-cifar10-4bit-cpu", ["schedule.0.epochs=1"])`` reads ``recipes/<name>.yaml``
+(or a path), applies ``key=value`` overrides (dotted keys, list indices allowed, values parsed as
+YAML) and rejects keys the recipe does not have. Stages are cached by content: the key of a stage
+is a hash of everything that determines its weights (model, data, training options, seed and the
+whole schedule up to and including it), so recipes that share a prefix share its checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RECIPE_DIRS = (Path.cwd() / "recipes", Path(__file__).resolve().parents[3] / "recipes")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be found, parsed or overridden as asked."""
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """Resolve a recipe name (``recipes/<name>.yaml``) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    for folder in RECIPE_DIRS:
+        path = folder / f"{name_or_path}.yaml"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for folder in RECIPE_DIRS if folder.is_dir() for p in folder.glob("*.yaml")})
+    raise RecipeError(f"unknown recipe {name_or_path!r}; known recipes: {', '.join(known) or 'none found'}")
+
+
+def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a recipe and apply ``key=value`` overrides; the result records its source in ``recipe_file``."""
+    path = recipe_path(name_or_path)
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {path} is not valid YAML: {err}") from err
+    if not isinstance(recipe, dict) or "system" not in recipe or "name" not in recipe:
+        raise RecipeError(f"recipe {path} must be a mapping with at least 'name' and 'system'")
+    for override in overrides or []:
+        apply_override(recipe, override)
+    recipe["recipe_file"] = str(path)
+    return recipe
+
+
+def apply_override(recipe: dict[str, Any], override: str) -> None:
+    """Set ``a.b.0.c=value`` in place; the key path must already exist (no silent typos)."""
+    if "=" not in override:
+        raise RecipeError(f"override {override!r} must look like key=value (e.g. schedule.0.epochs=2)")
+    key, text = override.split("=", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeError(f"cannot parse the value of override {override!r}: {err}") from err
+    parts = key.strip().split(".")
+    node: Any = recipe
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise RecipeError(f"unknown recipe key {key!r}: {'.'.join(parts[:depth]) or 'root'} is a list of {len(node)}")
+            index: Any = int(part)
+        elif isinstance(node, dict):
+            if part not in node:
+                raise RecipeError(f"unknown recipe key {key!r}: {'.'.join(parts[:depth]) or 'the recipe'} has {sorted(node)}")
+            index = part
+        else:
+            raise RecipeError(f"unknown recipe key {key!r}: {'.'.join(parts[:depth])} is a value, not a mapping")
+        if last:
+            node[index] = value
+        else:
+            node = node[index]
+
+
+def stage_key(fingerprint: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-serializable fingerprint."""
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def dump_recipe(recipe: dict[str, Any]) -> str:
+    """The recipe as YAML (for ``config.yaml`` in a run folder)."""
+    return yaml.safe_dump(copy.deepcopy(recipe), sort_keys=False)

@@ -1,0 +1,48 @@
+import pytest
+
+from digisem.train.recipe import RecipeError, apply_override, load_recipe, stage_key
+
+
+def write(tmp_path, text):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_overrides_set_nested_keys_and_list_items(tmp_path):
+    path = write(tmp_path, "name: r\nsystem: ampsc\nmodel: {width: 32}\nschedule:\n  - {step: 1, epochs: 4, lr: 1.0e-4}\n")
+    recipe = load_recipe(path, ["model.width=8", "schedule.0.epochs=1", "schedule.0.lr=3e-4"])
+    assert recipe["model"]["width"] == 8
+    assert recipe["schedule"][0] == {"step": 1, "epochs": 1, "lr": 3e-4}
+    assert recipe["recipe_file"] == path
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [("model.widht=8", "unknown recipe key 'model.widht'"), ("schedule.3.epochs=1", "is a list of 1"), ("width", "key=value"), ("model.width.x=1", "is a value")],
+)
+def test_bad_overrides_name_the_key(tmp_path, override, message):
+    path = write(tmp_path, "name: r\nsystem: ampsc\nmodel: {width: 32}\nschedule:\n  - {step: 1}\n")
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(path, [override])
+
+
+def test_unknown_recipe_and_bad_yaml(tmp_path):
+    with pytest.raises(RecipeError, match="unknown recipe 'nope'"):
+        load_recipe("nope")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(write(tmp_path, "name: [unclosed\n"))
+    with pytest.raises(RecipeError, match="'name' and 'system'"):
+        load_recipe(write(tmp_path, "- 1\n"))
+
+
+def test_stage_key_is_order_independent_and_sensitive():
+    assert stage_key({"a": 1, "b": [1, 2]}) == stage_key({"b": [1, 2], "a": 1})
+    assert stage_key({"a": 1}) != stage_key({"a": 2})
+
+
+def test_apply_override_parses_yaml_values():
+    recipe = {"x": {"flag": False, "p": 0.1}}
+    apply_override(recipe, "x.flag=true")
+    apply_override(recipe, "x.p=null")
+    assert recipe == {"x": {"flag": True, "p": None}}

@@ -57,10 +57,7 @@ def apply_override(recipe: dict[str, Any], override: str) -> None:
     if "=" not in override:
         raise RecipeError(f"override {override!r} must look like key=value (e.g. schedule.0.epochs=2)")
     key, text = override.split("=", 1)
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise RecipeError(f"cannot parse the value of override {override!r}: {err}") from err
+    value = _parse_value(text, override)
     parts = key.strip().split(".")
     node: Any = recipe
     for depth, part in enumerate(parts):
@@ -79,6 +76,19 @@ def apply_override(recipe: dict[str, Any], override: str) -> None:
             node[index] = value
         else:
             node = node[index]
+
+
+def _parse_value(text: str, override: str) -> Any:
+    """A number if ``text`` is one (``3e-4`` included, which YAML 1.1 reads as a string), else YAML."""
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeError(f"cannot parse the value of override {override!r}: {err}") from err
 
 
 def stage_key(fingerprint: dict[str, Any]) -> str:

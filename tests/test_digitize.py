@@ -1,0 +1,85 @@
+import math
+
+import pytest
+import torch
+
+from digisem.digitize import ScalarQuantizer
+from digisem.link import BSCLink
+
+
+def test_bounded_range_is_minus_7_5_to_8_5_at_4_bits_and_minus_1_5_to_2_5_at_2_bits():
+    q4, q2 = ScalarQuantizer(4), ScalarQuantizer(2)
+    assert q4.bounds == (-7.5, 8.5) and q2.bounds == (-1.5, 2.5)
+    x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
+    y = q4.bounded(x)
+    assert bool(((y > -7.5) & (y < 8.5)).all())
+    assert torch.allclose(y, torch.tanh(x) * 8 + 0.5)
+    assert float(q4.bounded(torch.tensor(0.0))) == 0.5
+
+
+def test_quantize_rounds_then_shifts_by_seven_at_4_bits():
+    q = ScalarQuantizer(4)
+    features = torch.tensor([8.4, -7.4, 0.0, 0.6, -0.6, 3.2, 8.49, -7.49])
+    payload = q.quantize(features)
+    assert payload.dtype == torch.int64
+    assert payload.tolist() == [15, 0, 7, 8, 6, 10, 15, 0]
+    assert q.dequantize(payload).tolist() == [8.0, -7.0, 0.0, 1.0, -1.0, 3.0, 8.0, -7.0]
+
+
+def test_quantize_shifts_by_one_at_2_bits():
+    q = ScalarQuantizer(2)
+    assert q.quantize(torch.tensor([-1.4, -0.4, 0.6, 2.4])).tolist() == [0, 1, 2, 3]
+
+
+def test_saturated_tanh_still_gives_a_valid_payload():
+    q = ScalarQuantizer(4)
+    payload = q.quantize(q.bounded(torch.tensor([-1e4, -30.0, 30.0, 1e4])))
+    assert payload.tolist() == [0, 0, 15, 15]
+
+
+def test_payload_covers_exactly_the_16_levels(generator):
+    q = ScalarQuantizer(4)
+    payload = q.quantize(q.bounded(3 * torch.randn(100000, generator=generator)))
+    assert set(payload.unique().tolist()) == set(range(16))
+
+
+def test_dequantize_of_quantize_is_rounding_and_survives_an_error_free_link(generator):
+    q = ScalarQuantizer(4)
+    features = q.bounded(2 * torch.randn(4, 8, 8, 8, generator=generator))
+    payload = q.quantize(features)
+    received = BSCLink(p=0.0)(payload, 4, generator=generator)
+    assert torch.equal(q.dequantize(received), torch.round(features))
+
+
+def test_dequantize_rejects_floats_and_out_of_range_values():
+    q = ScalarQuantizer(4)
+    with pytest.raises(TypeError):
+        q.dequantize(torch.tensor([1.0]))
+    with pytest.raises(ValueError, match=r"\[0, 15\]"):
+        q.dequantize(torch.tensor([16]))
+
+
+@pytest.mark.parametrize("num_bits", [0, 17, 2.0, True])
+def test_invalid_bit_widths_raise(num_bits):
+    with pytest.raises(ValueError):
+        ScalarQuantizer(num_bits)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.2])
+def test_relaxed_noise_has_standard_deviation_alpha(alpha, generator):
+    q = ScalarQuantizer(4)
+    n = 200000
+    features = torch.full((2, n // 2), 3.0)
+    noise = q.relaxed(features, alpha, generator) - features
+    assert abs(float(noise.mean())) < 5 * alpha / math.sqrt(n)
+    assert abs(float(noise.std()) - alpha) < 5 * alpha / math.sqrt(2 * n)
+
+
+def test_relaxed_is_differentiable_and_reproducible():
+    q = ScalarQuantizer(4)
+    features = torch.zeros(3, 5, requires_grad=True)
+    out = q.relaxed(features, 0.5, torch.Generator().manual_seed(7))
+    out.sum().backward()
+    assert torch.equal(features.grad, torch.ones(3, 5))
+    assert torch.equal(out, q.relaxed(features, 0.5, torch.Generator().manual_seed(7)))
+    assert torch.equal(q.relaxed(features, 0.0), features)

@@ -122,6 +122,21 @@ def command_ber(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_train(args: argparse.Namespace) -> int:
+    """Train a recipe (recipes/<name>.yaml or a path) with key=value overrides; --resume continues an interrupted run."""
+    from digisem.train.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if recipe["system"] != "ampsc":
+        raise UsageError(f"recipe {args.recipe!r} is for system {recipe['system']!r}, which this version cannot train (known: ampsc)")
+    from digisem.train.amp import run_amp_recipe
+
+    started = time.perf_counter()
+    run_dir = run_amp_recipe(recipe, args.runs, args.data, resume=args.resume, progress=not args.quiet)
+    print(f"run folder: {run_dir} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
 def command_download(args: argparse.Namespace) -> int:
     """Download a dataset that digisem can fetch (CIFAR-10 python batches, checksum-verified)."""
     from digisem.data import download_cifar10
@@ -174,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     ber.add_argument("--out", default=None, help="output folder (default runs/ber-<modulation>-<channel>[-code])")
     ber.add_argument("--quiet", action="store_true", help="no progress bar")
     ber.set_defaults(func=command_ber)
+
+    train = verbs.add_parser("train", help="train a recipe (e.g. ampsc-cifar10-4bit-cpu)", description=command_train.__doc__)
+    train.add_argument("recipe", help="recipe name in recipes/ or a YAML path")
+    train.add_argument("overrides", nargs="*", help="key=value overrides, e.g. schedule.0.epochs=2 model.width=32")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last epoch checkpoint")
+    train.add_argument("--runs", default="runs", help="folder of run folders and cached stages (default runs)")
+    train.add_argument("--data", default=None, help="data folder (default: $DIGISEM_DATA)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=command_train)
 
     download = verbs.add_parser("download", help="download a dataset (cifar10)", description=command_download.__doc__)
     download.add_argument("dataset", choices=("cifar10",), help="dataset to fetch")

@@ -4,6 +4,7 @@ leaves a half-written result."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -34,6 +35,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, allow_nan=True) + "\n"))
+
+
+def derived_seed(seed: int, *keys: object) -> int:
+    """A 63-bit seed derived deterministically from ``seed`` and ``keys`` (e.g. stage name, epoch, SNR)."""
+    digest = hashlib.sha256(repr((seed,) + keys).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def git_commit() -> str | None:

@@ -276,8 +276,9 @@ class AMPSC(nn.Module):
         args = (config.downsampling, config.width, config.latent_channels, config.kernel_size)
         self.encoder = Encoder(*args)
         self.quantizer = ScalarQuantizer(config.num_bits)
-        self.restorer = IRSNet(config.latent_channels, config.irsnet_width) if config.irsnet else None
         self.decoder = Decoder(*args)
+        # built last, so the encoder and decoder draw the same initial weights with or without IRSNet
+        self.restorer = IRSNet(config.latent_channels, config.irsnet_width) if config.irsnet else None
 
     def payload_bits(self, image_size: int | tuple[int, int]) -> int:
         """Bits sent per image of ``image_size`` (``H`` or ``(H, W)``), before any channel code."""

@@ -15,7 +15,6 @@ shard of every epoch and rank 0 writes the files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -30,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from ..io import atomic_write, write_json
+from ..io import atomic_write, derived_seed, write_json
 from ..weights import load_state, save_state, save_weights
 
 LossFn = Callable[[Callable[..., Any], Any, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
@@ -54,12 +53,6 @@ class Stage:
     loss: LossFn
     eta_min: float = 1e-6
     max_batches: int | None = None
-
-
-def derived_seed(seed: int, *keys: object) -> int:
-    """A 63-bit seed derived deterministically from ``seed`` and ``keys`` (e.g. stage name, epoch)."""
-    digest = hashlib.sha256(repr((seed,) + keys).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def distributed_context() -> tuple[int, int]:
@@ -105,12 +98,14 @@ def fit_stage(
     seed: int,
     device: torch.device | None = None,
     progress: bool = True,
+    resume: bool = True,
     collate: Callable[[list[Any]], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``stage`` (resuming from ``stage_dir`` if it holds a checkpoint); returns the epoch logs.
 
     Input batches are whatever the dataset yields, collated by the default collate (images
-    ``[B, 3, H, W]`` in [0, 1] for image datasets) and moved to ``device``.
+    ``[B, 3, H, W]`` in [0, 1] for image datasets) and moved to ``device``. A stage that was
+    interrupted continues only with ``resume=True``; a finished stage is always just loaded.
     """
     stage_dir = Path(stage_dir)
     device = device or default_device()
@@ -129,6 +124,11 @@ def fit_stage(
     start_epoch = 0
     if (stage_dir / "state.pt").is_file():
         checkpoint = load_state(stage_dir / "state.pt")
+        if not resume:
+            raise ValueError(
+                f"stage {stage.name!r} was interrupted after epoch {checkpoint['epoch'] + 1} of {stage.epochs} "
+                f"({stage_dir}): pass --resume to continue it, or delete that folder to start over"
+            )
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -136,7 +136,8 @@ def fit_stage(
         start_epoch = checkpoint["epoch"] + 1
     model_call = model
     if world_size > 1:
-        model_call = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # parts frozen in a stage, or skipped by its forward mode, get no gradient
+        model_call = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
     for epoch in range(start_epoch, stage.epochs):
         epoch_seed = derived_seed(seed, stage.name, epoch)
         torch.manual_seed(epoch_seed)

@@ -46,3 +46,15 @@ def test_apply_override_parses_yaml_values():
     apply_override(recipe, "x.flag=true")
     apply_override(recipe, "x.p=null")
     assert recipe == {"x": {"flag": True, "p": None}}
+
+
+def test_base_recipe_merge_and_cycle(tmp_path):
+    (tmp_path / "parent.yaml").write_text("name: parent\nsystem: ampsc\nmodel: {width: 32, irsnet: true}\nschedule: [{step: 1}, {step: 2}]\n")
+    (tmp_path / "child.yaml").write_text(f"base: {tmp_path / 'parent.yaml'}\nname: child\nmodel: {{irsnet: false}}\nschedule: [{{step: 1}}]\n")
+    recipe = load_recipe(str(tmp_path / "child.yaml"))
+    assert recipe["name"] == "child" and recipe["model"] == {"width": 32, "irsnet": False}
+    assert recipe["schedule"] == [{"step": 1}]
+    (tmp_path / "a.yaml").write_text(f"base: {tmp_path / 'b.yaml'}\nname: a\nsystem: ampsc\n")
+    (tmp_path / "b.yaml").write_text(f"base: {tmp_path / 'a.yaml'}\nname: b\nsystem: ampsc\n")
+    with pytest.raises(RecipeError, match="cycle"):
+        load_recipe(str(tmp_path / "a.yaml"))

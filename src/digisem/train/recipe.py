@@ -1,7 +1,7 @@
 """Recipes: YAML files naming a system family, its model, data, schedule and evaluation.
 
 ``load_recipe("ampsc-cifar10-4bit-cpu", ["schedule.0.epochs=1"])`` reads ``recipes/<name>.yaml``
-(or a path), applies ``key=value`` overrides (dotted keys, list indices allowed, values parsed as
+(or a path), merges it over its ``base`` recipe if it names one (a recipe is a short diff), applies ``key=value`` overrides (dotted keys, list indices allowed, values parsed as
 YAML) and rejects keys the recipe does not have. Stages are cached by content: the key of a stage
 is a hash of everything that determines its weights (model, data, training options, seed and the
 whole schedule up to and including it), so recipes that share a prefix share its checkpoints.
@@ -40,16 +40,40 @@ def recipe_path(name_or_path: str) -> Path:
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """Read a recipe and apply ``key=value`` overrides; the result records its source in ``recipe_file``."""
     path = recipe_path(name_or_path)
-    try:
-        recipe = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise RecipeError(f"recipe {path} is not valid YAML: {err}") from err
-    if not isinstance(recipe, dict) or "system" not in recipe or "name" not in recipe:
+    recipe = _read_with_bases(path, [])
+    if "system" not in recipe or "name" not in recipe:
         raise RecipeError(f"recipe {path} must be a mapping with at least 'name' and 'system'")
     for override in overrides or []:
         apply_override(recipe, override)
     recipe["recipe_file"] = str(path)
     return recipe
+
+
+def _read_with_bases(path: Path, chain: list[Path]) -> dict[str, Any]:
+    """Read one recipe file; a ``base: other-recipe`` key merges this file over that recipe."""
+    if path in chain:
+        raise RecipeError(f"recipe bases form a cycle: {' -> '.join(str(p) for p in chain + [path])}")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {path} is not valid YAML: {err}") from err
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"recipe {path} must be a mapping with at least 'name' and 'system'")
+    base = recipe.pop("base", None)
+    if base is None:
+        return recipe
+    return merge(_read_with_bases(recipe_path(base), chain + [path]), recipe)
+
+
+def merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
+    """``diff`` over ``base``: mappings merge key by key, anything else (lists included) is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in diff.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def apply_override(recipe: dict[str, Any], override: str) -> None:

@@ -137,6 +137,51 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_eval(args: argparse.Namespace) -> int:
+    """Evaluate a trained system (zoo name or run folder) over an SNR sweep: results.json, psnr.png, grid.png."""
+    import torch
+
+    from digisem import zoo
+    from digisem.data import sample_images
+    from digisem.evaluate import evaluate_images, evaluation_dataset, make_image_link
+    from digisem.io import run_metadata, write_json
+    from digisem.plots import plot_metric, reconstruction_grid
+
+    snrs = parse_snr_range(args.snr)
+    grid_snrs = parse_snr_range(args.grid_snr)
+    model, metadata = zoo.load(args.model)
+    preset = metadata["config"].get("preset", "cifar")
+    dataset, description = evaluation_dataset(preset, args.data, args.limit)
+    started = time.perf_counter()
+    curves = evaluate_images(model, dataset, snrs, args.channel, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    out = Path(args.out or f"runs/eval-{Path(str(args.model)).name}-{args.channel}")
+    name = metadata.get("name", str(args.model))
+    results = {
+        "name": name,
+        "model": str(args.model),
+        "description": f"{name} evaluated over the {args.channel} channel (16-QAM Gray, SNR = Eb/N0) on {description}",
+        "results": curves,
+        "meta": run_metadata(args.seed, "cpu", dataset=description, n_images=len(dataset), channel=args.channel, snr_kind="ebn0", modulation="16qam",
+                             psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(time.perf_counter() - started, 1)),
+    }
+    write_json(out / "results.json", results)
+    plot_metric([results], "psnr", out / "psnr.png", title=name)
+    samples, _ = sample_images("cifar" if preset == "cifar" else "kodak")
+    image_link = make_image_link(args.channel)
+    rows = [("original", samples)]
+    with torch.no_grad():
+        for snr in grid_snrs:
+            generator = torch.Generator().manual_seed(args.seed)
+            x_hat = model(samples, "digital", link=image_link.link, snr_db=image_link.snr_for(snr), generator=generator)["x_hat"]
+            rows.append((f"{snr:g} dB", x_hat))
+    reconstruction_grid(rows, out / "grid.png", title=f"{name}, {args.channel}, Eb/N0")
+    print(f"\n{'Eb/N0 (dB)':>10s} {'PSNR (dB)':>10s} {'SSIM':>7s} {'MS-SSIM':>8s} {'bit errors':>10s}")
+    for index, snr in enumerate(curves["snr_db"]):
+        print(f"{snr:10.1f} {curves['psnr'][index]:10.2f} {curves['ssim'][index]:7.4f} {curves['ms_ssim'][index]:8.4f} {curves['ber'][index]:10.2e}")
+    print(f"\nwrote {out / 'results.json'}, {out / 'psnr.png'} and {out / 'grid.png'}")
+    return 0
+
+
 def command_download(args: argparse.Namespace) -> int:
     """Download a dataset that digisem can fetch (CIFAR-10 python batches, checksum-verified)."""
     from digisem.data import download_cifar10
@@ -198,6 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default=None, help="data folder (default: $DIGISEM_DATA)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=command_train)
+
+    evaluate = verbs.add_parser("eval", help="evaluate a trained system over an SNR sweep", description=command_eval.__doc__)
+    evaluate.add_argument("model", help="zoo name (see digisem zoo), run folder or .safetensors file")
+    evaluate.add_argument("--snr", default="0:18:1", help=SNR_RANGE_HELP + ", Eb/N0 (default 0:18:1)")
+    evaluate.add_argument("--channel", choices=("bsc", "awgn", "rayleigh", "none"), default="bsc", help="bsc (p from 16-QAM BER, the paper's model), awgn/rayleigh (real 16-QAM link), none (no bit errors)")
+    evaluate.add_argument("--data", default=None, help="data root (default $DIGISEM_DATA) or 'samples' for the bundled images")
+    evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images (class-balanced for CIFAR-10)")
+    evaluate.add_argument("--grid-snr", default="0,6,12,18", help="SNRs of the reconstruction grid (default 0,6,12,18)")
+    evaluate.add_argument("--batch-size", type=int, default=100, help="images per batch (default 100)")
+    evaluate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    evaluate.add_argument("--out", default=None, help="output folder (default runs/eval-<model>-<channel>)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=command_eval)
 
     download = verbs.add_parser("download", help="download a dataset (cifar10)", description=command_download.__doc__)
     download.add_argument("dataset", choices=("cifar10",), help="dataset to fetch")

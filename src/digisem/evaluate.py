@@ -11,7 +11,7 @@ AMP-SC's Table IV and Fig. 5:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -25,15 +25,27 @@ from .link import BitLink, BSCLink, constellation_info, ebn0_to_esn0_db
 EVAL_CHANNELS = ("bsc", "awgn", "rayleigh", "none")
 
 
-def make_image_link(channel: str, modulation: str = "16qam") -> tuple[nn.Module, float]:
-    """The link for ``channel`` and the dB offset that turns the Eb/N0 axis into the link's ``snr_db``."""
+class ImageLink(NamedTuple):
+    """A link for image evaluation and how the Eb/N0 axis maps to its ``snr_db`` argument."""
+
+    link: nn.Module
+    esn0_offset_db: float | None
+    """Added to Eb/N0 (dB) to get the link's ``snr_db``; None for a link that takes no SNR."""
+
+    def snr_for(self, ebn0_db: float) -> float | None:
+        """The ``snr_db`` to pass to the link at Eb/N0 = ``ebn0_db`` dB."""
+        return None if self.esn0_offset_db is None else ebn0_db + self.esn0_offset_db
+
+
+def make_image_link(channel: str, modulation: str = "16qam") -> ImageLink:
+    """The link of an evaluation ``channel`` (see the module docstring), with its SNR mapping."""
     if channel == "bsc":
-        return BSCLink(modulation=modulation, snr_kind="ebn0"), 0.0
+        return ImageLink(BSCLink(modulation=modulation, snr_kind="ebn0"), 0.0)
     if channel == "none":
-        return BSCLink(p=0.0), 0.0
+        return ImageLink(BSCLink(p=0.0), None)
     if channel in ("awgn", "rayleigh"):
         bits_per_symbol = constellation_info(modulation).bits_per_symbol
-        return BitLink(modulation, channel), float(ebn0_to_esn0_db(0.0, bits_per_symbol))
+        return ImageLink(BitLink(modulation, channel), float(ebn0_to_esn0_db(0.0, bits_per_symbol)))
     raise ValueError(f"unknown evaluation channel {channel!r}: use one of {EVAL_CHANNELS}")
 
 
@@ -56,7 +68,7 @@ def evaluate_images(
     file: ``snr_db`` (Eb/N0), mean ``psnr`` (dB, mean of per-image PSNR), ``ssim``, ``ms_ssim`` and
     the measured ``ber`` of the payload bits. The same seed gives the same numbers.
     """
-    link, offset_db = make_image_link(channel)
+    image_link = make_image_link(channel)
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     curves: dict[str, list[float]] = {"snr_db": [float(s) for s in ebn0_db], "psnr": [], "ssim": [], "ms_ssim": [], "ber": []}
@@ -68,7 +80,7 @@ def evaluate_images(
             bit_errors, bits, count = 0, 0, 0
             for batch in loader:
                 images = (batch[0] if isinstance(batch, (list, tuple)) else batch).to(device)
-                out = model(images, "digital", link=link, snr_db=float(snr) + offset_db, generator=generator)
+                out = model(images, "digital", link=image_link.link, snr_db=image_link.snr_for(float(snr)), generator=generator)
                 sums["psnr"] += float(metrics.psnr(out["x_hat"], images).sum())
                 sums["ssim"] += float(metrics.ssim(out["x_hat"], images).sum())
                 sums["ms_ssim"] += float(metrics.ms_ssim(out["x_hat"], images).sum())
@@ -83,6 +95,24 @@ def evaluate_images(
             curves["ber"].append(bit_errors / bits if bits else float("nan"))
             bar.set_postfix(snr=f"{snr:g}", psnr=f"{curves['psnr'][-1]:.2f}")
     return curves
+
+
+def evaluation_dataset(preset: str, data: str | None, limit: int | None) -> tuple[Dataset, str]:
+    """The test images for a model preset and a ``--data`` argument, with a description for results files.
+
+    ``data="samples"``: the bundled sample images (no data folder needed); otherwise ``data`` (or
+    ``$DIGISEM_DATA``) is a data root: CIFAR-10 test split for the ``cifar`` preset, Kodak24 (256x256
+    center crops) for ``hr``.
+    """
+    from .data import CIFAR10, Kodak24, sample_images
+
+    if data == "samples":
+        images, _ = sample_images("cifar" if preset == "cifar" else "kodak")
+        return torch.utils.data.TensorDataset(images[:limit]), "bundled sample images"
+    if preset == "cifar":
+        dataset = CIFAR10(data, split="test", limit=limit)
+        return dataset, "CIFAR-10 test" + (" (JPEG copy)" if dataset.source == "folder" else "")
+    return Kodak24(data, crop=256, limit=limit), "Kodak24 (256x256 center crops)"
 
 
 def average_over(curves: dict[str, Any], key: str, low: float, high: float) -> float:

@@ -1,4 +1,4 @@
-"""Plots from results JSON files (the schema of DESIGN.md): BER curves, and any metric against SNR."""
+"""Plots: any metric of results JSON files (the schema of DESIGN.md) against SNR, and reconstruction grids."""
 
 from __future__ import annotations
 
@@ -57,6 +57,33 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+
+
+def reconstruction_grid(rows: list[tuple[str, "torch.Tensor"]], path: str | Path, title: str | None = None) -> Path:
+    """Images side by side, one labelled row per entry (e.g. "original", "AMP-SC 3 dB", ...).
+
+    ``rows`` : list of ``(label, images [N, 3, H, W] in [0, 1])`` with the same N, H, W in every row.
+    """
+    import torch
+
+    count = rows[0][1].shape[0]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.1 * count + 1.6, 1.25 * len(rows) + (0.4 if title else 0.1)), squeeze=False)
+    for axis, (label, images) in zip(axes[:, 0], rows):
+        if images.shape[0] != count:
+            raise ValueError(f"row {label!r} has {images.shape[0]} images, expected {count}")
+        padded = torch.nn.functional.pad(images.detach().clamp(0, 1).cpu(), (1, 1, 1, 1), value=1.0)
+        strip = torch.cat(list(padded), dim=2).permute(1, 2, 0).numpy()
+        axis.imshow(strip, interpolation="nearest")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
+    if title:
+        fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))

@@ -31,10 +31,11 @@ LLR_MAX = 20.0
 
 _SPEC = re.compile(r"ldpc-(\d+)/(\d+)")
 _ALLOWED = "12 <= k <= 8448, n <= 121344 and 1/5 <= k/n <= 0.95"
-# Codewords decoded together: the edge-message tensors ([edges, chunk] floats) stay cache-sized.
-_CHUNK = 512
+# Edge messages per chunk of codewords decoded together ([edges, chunk] tensors of ~4 MB in float32):
+# larger chunks fall out of cache, smaller ones pay per-op overhead (k=512, n=1024: 277 codewords).
+_CHUNK_MESSAGES = 1 << 20
 # Converged codewords leave the batch once they are at least this fraction of it.
-_COMPACT_FRACTION = 0.125
+_COMPACT_FRACTION = 0.25
 # Added to tanh(Q/2)/2 so that an exact zero (Q = 0) becomes a tiny positive value; see _step.
 _TINY = 1e-12
 
@@ -55,18 +56,26 @@ class LDPC5GCode(nn.Module):
 
     Input
     -----
-    encode: bits : [..., k], float {0, 1}
-    decode: llr : [..., n], float, ``ln P(b=1|y) / P(b=0|y)`` (:mod:`digisem.link` convention)
+    bits : [..., k], torch.float32
+        To :meth:`encode`; values {0, 1}.
+    llr : [..., n], torch.float32
+        To :meth:`decode`; ``ln P(b=1|y) / P(b=0|y)`` (the :mod:`digisem.link` convention).
+    bits, p : [..., n], torch.float32 and float
+        To :meth:`decode_hard`: received bits of a binary symmetric channel, crossover ``p``.
 
     Output
     ------
-    encode: [..., n], same dtype as ``bits``
-    decode: [..., k], hard information bits {0, 1}, same dtype as ``llr``
+    : [..., n], torch.float32
+        From :meth:`encode`: the rate-matched codewords.
+    : [..., k], torch.float32
+        From :meth:`decode` and :meth:`decode_hard`: hard information bits {0, 1}.
+
+    Any floating dtype works; outputs take the input's dtype and device.
 
     Note
     ----
     Both decoders run flooding sum-product on Sionna's pruned graph. Channel LLRs, variable-to-check
-    messages ``Q`` and check-to-variable messages are clipped to ``LLR_MAX`` = 20 as in Sionna.
+    messages ``Q`` and check-to-variable messages ``R`` are clipped to ``LLR_MAX`` = 20 as in Sionna.
     The fast decoder computes the check update with the tanh rule,
 
     .. math::
@@ -74,10 +83,11 @@ class LDPC5GCode(nn.Module):
         \tanh\left(\frac{Q_{i' \to j}}{2}\right),
 
     with ``tanh(Q/2) = 2 sigmoid(Q) - 1`` and the exclusive product as the check's product divided
-    by the own term. Filler bits are known zeros, so they are removed from the graph (Sionna feeds
-    them as LLR 20 instead). A codeword stops iterating as soon as its hard decisions satisfy all
-    parity checks; Sionna always runs ``num_iter`` iterations. Hard decisions follow Sionna
-    (bit 1 when the posterior LLR is >= 0 in the convention above).
+    by the own term. Filler bits are known zeros, so they leave the graph (Sionna feeds them as
+    LLR 20 instead). A codeword stops iterating once its hard decisions satisfy every parity check;
+    Sionna always runs ``num_iter`` iterations. Hard decisions follow Sionna: bit 1 where the
+    posterior LLR is >= 0 (convention above). On the same LLRs the two decoders give the same BER
+    and BLER up to Monte-Carlo error (``benchmarks/ldpc_throughput.py`` measures both).
 
     Example
     -------
@@ -109,7 +119,7 @@ class LDPC5GCode(nn.Module):
         if decoder == "sionna":
             self.sionna_decoder = reference
         else:
-            self.bp = _FloodingDecoder(reference.pcm, encoder, num_iter)
+            self.bp = _FloodingDecoder(reference.pcm, encoder)
 
     @classmethod
     def from_spec(cls, spec: str, k: int = 512, **kwargs) -> LDPC5GCode:
@@ -120,8 +130,7 @@ class LDPC5GCode(nn.Module):
         match = _SPEC.fullmatch(spec.strip().lower()) if isinstance(spec, str) else None
         if match is None or int(match.group(1)) == 0 or int(match.group(2)) == 0:
             raise ValueError(f"unknown code spec {spec!r}: use 'ldpc-<num>/<den>', e.g. 'ldpc-1/2', 'ldpc-2/3' or 'ldpc-1/3'")
-        rate = int(match.group(1)) / int(match.group(2))
-        return cls(k, round(k / rate), **kwargs)
+        return cls(k, round(k * int(match.group(2)) / int(match.group(1))), **kwargs)
 
     @property
     def k(self) -> int:
@@ -143,11 +152,13 @@ class LDPC5GCode(nn.Module):
 
         Input
         -----
-        bits : [..., k], float {0, 1}
+        bits : [..., k], torch.float32
+            Information bits {0, 1} (any floating dtype).
 
         Output
         ------
-        [..., n], same dtype and device as ``bits``
+        : [..., n], dtype and device of ``bits``
+            Coded bits: systematic bits from ``2Z`` on, then parity (TS 38.212 rate matching).
         """
         _check_blocks(bits, "bits", self.k, "k")
         if not ((bits == 0) | (bits == 1)).all():
@@ -159,21 +170,22 @@ class LDPC5GCode(nn.Module):
 
         Input
         -----
-        llr : [..., n], float
-            ``ln P(b=1|y) / P(b=0|y)`` per coded bit (:mod:`digisem.link` convention); finite.
+        llr : [..., n], torch.float32
+            Finite ``ln P(b=1|y) / P(b=0|y)`` per coded bit (:mod:`digisem.link` convention).
 
         Output
         ------
-        [..., k], hard information bits {0, 1}, same dtype and device as ``llr``
+        : [..., k], dtype and device of ``llr``
+            Hard information bits {0, 1}.
         """
         _check_blocks(llr, "llr", self.n, "n")
         if not torch.isfinite(llr).all():
             raise ValueError(f"llr contains NaN or inf (shape {tuple(llr.shape)}); LLRs must be finite")
         flat = llr.reshape(-1, self.n)
         if self.decoder == "sionna":
-            bits = self._sionna_for(flat.device)(flat.float())
+            bits = self._sionna_for(flat.device)(flat.float(), num_iter=self.num_iter)
         else:
-            bits = self.bp(flat)
+            bits = self.bp(flat, self.num_iter)
         return bits.to(llr.dtype).reshape(*llr.shape[:-1], self.k)
 
     def decode_hard(self, bits: torch.Tensor, p: float) -> torch.Tensor:
@@ -183,12 +195,15 @@ class LDPC5GCode(nn.Module):
 
         Input
         -----
-        bits : [..., n], float {0, 1}
-        p : float, ``0 < p < 0.5``
+        bits : [..., n], torch.float32
+            Received bits {0, 1}.
+        p : float
+            Crossover probability, ``0 < p < 0.5``.
 
         Output
         ------
-        [..., k], hard information bits {0, 1}, same dtype as ``bits``
+        : [..., k], dtype and device of ``bits``
+            Hard information bits {0, 1}.
         """
         if not 0.0 < float(p) < 0.5:
             raise ValueError(f"crossover probability p must satisfy 0 < p < 0.5, got {p}")
@@ -215,7 +230,7 @@ class _FloodingDecoder(nn.Module):
     Internally LLRs are ``ln P(0)/P(1)`` (Sionna's internal sign), hard bit 1 where the posterior <= 0.
     """
 
-    def __init__(self, pcm: sp.spmatrix, encoder: LDPC5GEncoder, num_iter: int):
+    def __init__(self, pcm: sp.spmatrix, encoder: LDPC5GEncoder):
         super().__init__()
         k, k_ldpc, z = encoder.k, encoder.k_ldpc, encoder.z
         # Sionna's pruned columns: [2Z punctured | k - 2Z sent | fillers | n - k + 2Z sent | punctured].
@@ -234,23 +249,24 @@ class _FloodingDecoder(nn.Module):
             self.groups.append((offset, degree, len(rows), 2.0 ** (degree - 1)))
             offset += degree * len(rows)
         edge_vn = np.concatenate(edge_vn)
-        self.k, self.n, self.first_sent, self.num_vns, self.num_iter = k, encoder.n, 2 * z, num_vns, num_iter
+        self.k, self.n, self.first_sent, self.num_vns = k, encoder.n, 2 * z, num_vns
         self.register_buffer("edge_vn", torch.as_tensor(edge_vn, dtype=torch.long), persistent=False)
         # VN sums over edges and parity checks as sparse 0/1 matrices ([vns, edges] and [cns, vns]).
         self.register_buffer("vn_sum", _csr(edge_vn, np.arange(len(edge_vn)), (num_vns, len(edge_vn))), persistent=False)
         self.register_buffer("checks", _csr(np.repeat(np.arange(num_cns), degrees), pcm.indices, (num_cns, num_vns)), persistent=False)
 
     @torch.no_grad()
-    def forward(self, llr: torch.Tensor) -> torch.Tensor:
+    def forward(self, llr: torch.Tensor, num_iter: int) -> torch.Tensor:
         """Hard information bits ``[batch, k]`` from channel LLRs ``[batch, n]`` (digisem sign)."""
         dtype = torch.float64 if llr.dtype == torch.float64 else torch.float32
         out = torch.empty(llr.shape[0], self.k, dtype=dtype, device=llr.device)
         matrices = (self.vn_sum.to(dtype), self.checks.to(dtype))
-        for start in range(0, llr.shape[0], _CHUNK):
-            self._decode_chunk(llr[start : start + _CHUNK].to(dtype), out[start : start + _CHUNK], *matrices)
+        chunk = max(1, _CHUNK_MESSAGES // len(self.edge_vn))
+        for start in range(0, llr.shape[0], chunk):
+            self._decode_chunk(llr[start : start + chunk].to(dtype), out[start : start + chunk], num_iter, *matrices)
         return out
 
-    def _decode_chunk(self, llr: torch.Tensor, out: torch.Tensor, vn_sum: torch.Tensor, checks: torch.Tensor) -> None:
+    def _decode_chunk(self, llr: torch.Tensor, out: torch.Tensor, num_iter: int, vn_sum: torch.Tensor, checks: torch.Tensor) -> None:
         batch, dtype = llr.shape[0], llr.dtype
         prior = llr.new_zeros(self.num_vns, batch)
         prior[self.first_sent : self.first_sent + self.n] = llr.T.neg().clamp_(-LLR_MAX, LLR_MAX)
@@ -261,10 +277,10 @@ class _FloodingDecoder(nn.Module):
         bound = min(math.tanh(LLR_MAX / 2), 1.0 - torch.finfo(dtype).eps / 2)
         # Scratch buffers are reused across iterations: fresh large tensors cost page faults.
         work, hard, syndrome = torch.empty_like(c2v), torch.empty_like(prior), llr.new_empty(checks.shape[0], batch)
-        for iteration in range(self.num_iter):
+        for iteration in range(num_iter):
             self._step(posterior, c2v, work, bound)
             torch.addmm(prior, vn_sum, c2v, out=posterior)
-            if iteration + 1 == self.num_iter:
+            if iteration + 1 == num_iter:
                 break
             # Parity of each check over the hard decisions: frac(count / 2) is 0 when even.
             torch.le(posterior, 0, out=hard)
@@ -283,9 +299,10 @@ class _FloodingDecoder(nn.Module):
 
     def _step(self, posterior: torch.Tensor, c2v: torch.Tensor, work: torch.Tensor, bound: float) -> None:
         """One flooding check-node update: ``c2v`` ([edges, batch]) from the VN posteriors."""
-        # Q = posterior - own c2v message, clipped; then s = tanh(Q/2)/2 = sigmoid(Q) - 1/2, which is
-        # 0 or at least 2^-26 in magnitude; + _TINY turns exact zeros (Q = 0, e.g. punctured bits in
-        # the first iteration) into a tiny positive value (Sionna's sign(0) = +1) and moves others by <= 1e-12.
+        # Q = posterior - own c2v message, clipped; s = tanh(Q/2)/2 = sigmoid(Q) - 1/2 is 0 or at least
+        # 2^-25 (float32; 2^-54 in float64) in magnitude, so s + _TINY is never 0: exact zeros (Q = 0,
+        # e.g. punctured bits in the first iteration) become tiny positive values, like Sionna's
+        # sign(0) = +1, and other values move by at most 1e-12.
         torch.index_select(posterior, 0, self.edge_vn, out=work)
         work.sub_(c2v).clamp_(-LLR_MAX, LLR_MAX).sigmoid_().sub_(0.5).add_(_TINY)
         for offset, degree, count, scale in self.groups:

@@ -49,6 +49,8 @@ STEPS = {
     5: {"mode": "digital", "parts": ("restorer", "decoder"), "masked": False, "restore": True},
 }
 RESTORER_KEYS = ("irsnet", "irsnet_width")
+RESTORER_PARTS = ("restorer",)
+"""Steps that leave IRSNet untrained are shared between models with and without it."""
 
 
 def step_loss(model: AMPSC, step: int, p: float, mask_ratio: float):
@@ -142,7 +144,7 @@ def run_amp_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_r
         stage = Stage(f"step{entry['step']}-{index}", entry["epochs"], entry["lr"], parts, step_loss(model, entry["step"], float(recipe["train"]["p"]), entry["mask_ratio"]))
         if rank == 0 and not (stage_dir / "fingerprint.json").is_file():
             write_json(stage_dir / "fingerprint.json", fingerprint)
-        logs += fit_stage(model, stage, dataset, stage_dir, batch_size=int(recipe["data"]["batch_size"]), seed=int(recipe["seed"]), device=device, progress=progress, resume=resume)
+        logs += fit_stage(model, stage, dataset, stage_dir, batch_size=int(recipe["data"]["batch_size"]), seed=int(recipe["seed"]), device=device, progress=progress, resume=resume, optional_parts=RESTORER_PARTS)
     train_seconds = time.perf_counter() - started
     if rank != 0:
         return runs_dir / recipe["name"]

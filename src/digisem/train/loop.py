@@ -99,6 +99,7 @@ def fit_stage(
     device: torch.device | None = None,
     progress: bool = True,
     resume: bool = True,
+    optional_parts: tuple[str, ...] = (),
     collate: Callable[[list[Any]], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``stage`` (resuming from ``stage_dir`` if it holds a checkpoint); returns the epoch logs.
@@ -106,6 +107,8 @@ def fit_stage(
     Input batches are whatever the dataset yields, collated by the default collate (images
     ``[B, 3, H, W]`` in [0, 1] for image datasets) and moved to ``device``. A stage that was
     interrupted continues only with ``resume=True``; a finished stage is always just loaded.
+    ``optional_parts`` names submodules that a checkpoint may have or lack (e.g. a restorer that a
+    shared, cached stage did not train); every other weight must match exactly.
     """
     stage_dir = Path(stage_dir)
     device = device or default_device()
@@ -113,7 +116,7 @@ def fit_stage(
     model.to(device)
     if (stage_dir / "done.json").is_file():
         checkpoint = load_state(stage_dir / "state.pt")
-        model.load_state_dict(checkpoint["model"])
+        _load_model_state(model, checkpoint["model"], optional_parts, stage_dir)
         return checkpoint["logs"]
     if stage.epochs < 1:
         raise ValueError(f"stage {stage.name!r} needs epochs >= 1, got {stage.epochs}")
@@ -124,12 +127,12 @@ def fit_stage(
     start_epoch = 0
     if (stage_dir / "state.pt").is_file():
         checkpoint = load_state(stage_dir / "state.pt")
+        _load_model_state(model, checkpoint["model"], optional_parts, stage_dir)
         if not resume:
             raise ValueError(
                 f"stage {stage.name!r} was interrupted after epoch {checkpoint['epoch'] + 1} of {stage.epochs} "
                 f"({stage_dir}): pass --resume to continue it, or delete that folder to start over"
             )
-        model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         logs = checkpoint["logs"]
@@ -182,6 +185,14 @@ def fit_stage(
     if rank == 0:
         write_json(stage_dir / "done.json", {"stage": stage.name, "epochs": stage.epochs, "final": logs[-1]})
     return logs
+
+
+def _load_model_state(model: nn.Module, state: dict[str, torch.Tensor], optional_parts: tuple[str, ...], stage_dir: Path) -> None:
+    """Load ``state``; keys of ``optional_parts`` may be missing or extra, any other mismatch raises."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    mismatched = [key for key in missing + unexpected if key.split(".")[0] not in optional_parts]
+    if mismatched:
+        raise ValueError(f"checkpoint in {stage_dir} does not fit the model: mismatched weights {mismatched[:5]}")
 
 
 def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, epoch: int, logs: list[dict[str, Any]], stage_dir: Path) -> None:

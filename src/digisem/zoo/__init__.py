@@ -87,3 +87,47 @@ def load(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     model = build_system(metadata)
     load_weights(model, path)
     return model.eval(), metadata
+
+
+SAMPLE_CHECK = {"snr_db": 6.0, "channel": "bsc", "seed": 0}
+"""Where a published model's PSNR on the bundled samples is recorded (and re-checked by the tests)."""
+
+
+def sample_psnr(model: nn.Module, preset: str = "cifar") -> float:
+    """Mean PSNR (dB) of ``model`` on the bundled sample images over :data:`SAMPLE_CHECK`'s link."""
+    import torch
+
+    from ..data import sample_images
+    from ..evaluate import make_image_link
+    from ..metrics import psnr
+
+    images, _ = sample_images("cifar" if preset == "cifar" else "kodak")
+    image_link = make_image_link(SAMPLE_CHECK["channel"])
+    generator = torch.Generator().manual_seed(SAMPLE_CHECK["seed"])
+    with torch.no_grad():
+        out = model(images, "digital", link=image_link.link, snr_db=image_link.snr_for(SAMPLE_CHECK["snr_db"]), generator=generator)
+    return float(psnr(out["x_hat"], images, per_image=False))
+
+
+def publish(run_dir: str | Path, name: str) -> Path:
+    """Copy a run's weights into the zoo as ``<name>.safetensors`` with its recorded results and a
+    PSNR on the bundled samples (:data:`SAMPLE_CHECK`), and pin its sha256 in ``SHA256SUMS``."""
+    import json
+
+    from ..io import atomic_write
+    from ..weights import save_weights
+
+    model, metadata = load(run_dir)
+    results_file = Path(run_dir) / "results.json"
+    if results_file.is_file():
+        metadata["results"] = json.loads(results_file.read_text())
+    metadata["sample_check"] = {**SAMPLE_CHECK, "psnr": sample_psnr(model, metadata["config"].get("preset", "cifar"))}
+    metadata["zoo_name"] = name
+    metadata["licence"] = "Apache-2.0 (weights trained by digisem on CIFAR-10)"
+    path = save_weights(model, zoo_dir() / f"{name}.safetensors", metadata)
+    checksums = zoo_checksums()
+    checksums[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    text = "".join(f"{digest}  {entry}.safetensors\n" for entry, digest in sorted(checksums.items()))
+    atomic_write(zoo_dir() / "SHA256SUMS", lambda tmp: tmp.write_text(text))
+    return path
+

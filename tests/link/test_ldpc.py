@@ -27,6 +27,16 @@ def random_bits(shape, generator):
     return torch.randint(0, 2, shape, generator=generator).float()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Sionna's decoder runs ~100 small ops per iteration: on a busy machine OpenMP waits make it 3x
+    slower with 2 threads than with 1 (and it gains nothing from 2 on an idle one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def codes():
     return {(k, n, dec): LDPC5GCode(k, n, decoder=dec) for k, n in CODES for dec in ("fast", "sionna")}

@@ -110,9 +110,10 @@ def main(argv: list[str] | None = None) -> None:
         from ldpc_throughput import measure_ldpc_rows
 
         rows += measure_ldpc_rows()
-    print(f"\n{'implementation':14s} {'modulation':10s} {'demapping':10s} {'Mbit/s':>9s}")
+    print(f"\n{'implementation':14s} {'modulation':10s} {'demapping':10s} {'Eb/N0':>6s} {'Mbit/s':>9s}")
     for row in rows:
-        print(f"{row['implementation']:14s} {row['modulation']:10s} {row['demapping']:10s} {row['mbit_per_s']:9.2f}")
+        ebn0 = f"{row['ebn0_db']:g}" if "ebn0_db" in row else "-"
+        print(f"{row['implementation']:14s} {row['modulation']:10s} {row['demapping']:10s} {ebn0:>6s} {row['mbit_per_s']:9.2f}")
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "python": platform.python_version(), "snr_db": SNR_DB}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

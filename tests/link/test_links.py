@@ -82,3 +82,19 @@ def test_bitlink_bad_input():
     with pytest.raises(ValueError, match=r"\[B, N\]"):
         link.transmit_bits(torch.zeros(8, dtype=torch.uint8), 10.0)
     assert isinstance(link.constellation, type(constellation("16qam")))
+
+
+def test_bitlink_with_ldpc_is_lossless_at_high_snr_and_beats_uncoded(generator):
+    from digisem.link.ldpc import LDPC5GCode
+
+    coded = BitLink("16qam", "awgn", code=LDPC5GCode(512, 1024))
+    assert coded.code_rate == 0.5
+    values = torch.randint(0, 256, (2, 100), generator=generator)
+    assert torch.equal(coded(values, 8, 20.0, generator), values)
+    # same Eb/N0 = 6 dB: coded Es/N0 = 6 + 10 log10(4 * 0.5), uncoded Es/N0 = 6 + 10 log10(4)
+    bits = torch.randint(0, 2, (8, 2048), dtype=torch.uint8, generator=generator)
+    coded_ber = (coded.transmit_bits(bits, 6.0 + 3.0103, generator) != bits).float().mean().item()
+    uncoded_ber = (BitLink("16qam", "awgn").transmit_bits(bits, 6.0 + 6.0206, generator) != bits).float().mean().item()
+    assert uncoded_ber > 0.02 and coded_ber < uncoded_ber / 10
+    with pytest.raises(ValueError, match="soft demapping"):
+        BitLink("16qam", code=LDPC5GCode(512, 1024), demapping="hard")

@@ -11,16 +11,14 @@ Usage: ``python benchmarks/ldpc_throughput.py [--batch 1000] [--ebn0 1.75 4.0] [
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import platform
-import tempfile
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import torch
+
+from digisem.io import run_metadata, write_json
 
 from digisem.link.ldpc import LDPC5GCode
 
@@ -90,12 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{'implementation':14s} {'code':9s} {'Eb/N0 dB':>8s} {'Mbit/s':>9s} {'BER':>9s} {'BLER':>9s}")
     for row in rows:
         print(f"{row['implementation']:14s} {row['modulation']:9s} {row['ebn0_db']:8.2f} {row['mbit_per_s']:9.3f} {row['ber']:9.2e} {row['bler']:9.2e}")
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "python": platform.python_version(), "channel": "bpsk-awgn"}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as handle:
-        json.dump({"rows": rows, "meta": meta}, handle, indent=1)
-    os.replace(handle.name, out)
+    out = write_json(args.out, {"rows": rows, "meta": run_metadata(None, "cpu", threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), channel="bpsk-awgn")})
     print(f"wrote {out}")
 
 

@@ -7,16 +7,15 @@ Usage: ``python benchmarks/link_throughput.py [--bits 4194304] [--repeats 5] [--
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from digisem.io import run_metadata, write_json
 
 from digisem.link import BitLink, constellation
 from digisem.link.constellation import gray_pam_labels
@@ -114,12 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         ebn0 = f"{row['ebn0_db']:g}" if "ebn0_db" in row else "-"
         print(f"{row['implementation']:14s} {row['modulation']:10s} {row['demapping']:10s} {ebn0:>6s} {row['mbit_per_s']:9.2f}")
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "python": platform.python_version(), "snr_db": SNR_DB}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as handle:
-        json.dump({"rows": rows, "meta": meta}, handle, indent=1)
-    os.replace(handle.name, out)
+    out = write_json(args.out, {"rows": rows, "meta": run_metadata(None, "cpu", threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), snr_db=SNR_DB)})
     print(f"wrote {out}")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -64,13 +65,11 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
         plt.close(fig)
 
 
-def reconstruction_grid(rows: list[tuple[str, "torch.Tensor"]], path: str | Path, title: str | None = None) -> Path:
+def reconstruction_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, title: str | None = None) -> Path:
     """Images side by side, one labelled row per entry (e.g. "original", "AMP-SC 3 dB", ...).
 
     ``rows`` : list of ``(label, images [N, 3, H, W] in [0, 1])`` with the same N, H, W in every row.
     """
-    import torch
-
     count = rows[0][1].shape[0]
     fig, axes = plt.subplots(len(rows), 1, figsize=(1.1 * count + 1.6, 1.25 * len(rows) + (0.4 if title else 0.1)), squeeze=False)
     for axis, (label, images) in zip(axes[:, 0], rows):

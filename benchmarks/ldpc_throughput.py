@@ -19,7 +19,6 @@ from fractions import Fraction
 import torch
 
 from digisem.io import run_metadata, write_json
-
 from digisem.link.ldpc import LDPC5GCode
 
 EBN0_DB = (1.75, 4.0)  # waterfall (BER ~1e-3, ~10 iterations on average) and high SNR

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from digisem.io import run_metadata, write_json
-
 from digisem.link import BitLink, constellation
 from digisem.link.constellation import gray_pam_labels
 

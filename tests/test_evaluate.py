@@ -1,8 +1,8 @@
 import pytest
 import torch
+from conftest import assert_rate_within_binomial
 from torch.utils.data import TensorDataset
 
-from conftest import assert_rate_within_binomial
 from digisem.data import sample_images
 from digisem.evaluate import average_over, evaluate_images, make_image_link
 from digisem.link import bsc_flip_probability

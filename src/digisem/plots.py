@@ -9,9 +9,9 @@ import matplotlib
 import torch
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from .io import atomic_write  # noqa: E402
+from .io import atomic_write
 
 METRIC_LABELS = {"ber": "bit error rate", "bler": "block error rate", "psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "accuracy": "accuracy"}
 LOG_METRICS = ("ber", "bler")

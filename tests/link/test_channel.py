@@ -1,8 +1,17 @@
 import pytest
 import torch
-
 from conftest import assert_rate_within_binomial
-from digisem.link import AWGN, MIMO, BinarySymmetric, BitLink, Rayleigh, ber_awgn, ber_rayleigh_bpsk, make_channel
+
+from digisem.link import (
+    AWGN,
+    MIMO,
+    BinarySymmetric,
+    BitLink,
+    Rayleigh,
+    ber_awgn,
+    ber_rayleigh_bpsk,
+    make_channel,
+)
 
 
 @pytest.mark.parametrize(

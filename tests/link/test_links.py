@@ -1,8 +1,14 @@
 import pytest
 import torch
-
 from conftest import assert_rate_within_binomial
-from digisem.link import BitLink, BSCLink, SymbolLink, bsc_flip_probability, constellation
+
+from digisem.link import (
+    BitLink,
+    BSCLink,
+    SymbolLink,
+    bsc_flip_probability,
+    constellation,
+)
 
 NAMED = ["bpsk", "qpsk", "16qam", "64qam", "256qam", "8psk"]
 

@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from digisem.link import ber_awgn, ber_rayleigh_bpsk, bsc_flip_probability, ebn0_to_esn0_db, esn0_to_ebn0_db
+from digisem.link import (
+    ber_awgn,
+    ber_rayleigh_bpsk,
+    bsc_flip_probability,
+    ebn0_to_esn0_db,
+    esn0_to_ebn0_db,
+)
 
 # AMP-SC paper, Table IV: BFP ratio p versus SNR (16-QAM, Gray, SNR = Eb/N0).
 TABLE_IV = [

@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
+from conftest import assert_rate_within_binomial
 from torch import nn
 
-from conftest import assert_rate_within_binomial
 from digisem.link import BitLink, BSCLink, int_to_bits
 from digisem.nn import GDN, RCB, SqueezeExcitation, TransposedRCB
 from digisem.systems.ampsc import (

@@ -12,8 +12,22 @@ Conventions, stated once and kept everywhere:
 """
 
 from .bits import bits_to_int, gray_decode, gray_encode, int_to_bits
-from .channel import AWGN, MIMO, BinarySymmetric, ChannelOutput, Rayleigh, make_channel, noise_variance
-from .constellation import Constellation, GrayPAMConstellation, PSKConstellation, constellation, constellation_info
+from .channel import (
+    AWGN,
+    MIMO,
+    BinarySymmetric,
+    ChannelOutput,
+    Rayleigh,
+    make_channel,
+    noise_variance,
+)
+from .constellation import (
+    Constellation,
+    GrayPAMConstellation,
+    PSKConstellation,
+    constellation,
+    constellation_info,
+)
 from .links import BitLink, BSCLink, SymbolLink
 from .theory import (
     ber_awgn,

@@ -15,8 +15,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from .bits import bits_to_int, int_to_bits
-from .channel import BinarySymmetric, ChannelOutput, check_flip_probability, make_channel
-from .constellation import DEMAPPING_METHODS, Constellation, check_symbols, constellation
+from .channel import (
+    BinarySymmetric,
+    ChannelOutput,
+    check_flip_probability,
+    make_channel,
+)
+from .constellation import (
+    DEMAPPING_METHODS,
+    Constellation,
+    check_symbols,
+    constellation,
+)
 from .theory import bsc_flip_probability
 
 DEMAPPING_CHOICES = ("hard",) + DEMAPPING_METHODS
@@ -145,7 +155,7 @@ class BSCLink(nn.Module):
         self.bsc = BinarySymmetric()
 
     @classmethod
-    def from_snr(cls, modulation: str, snr_db: float, snr_kind: str = "ebn0") -> "BSCLink":
+    def from_snr(cls, modulation: str, snr_db: float, snr_kind: str = "ebn0") -> BSCLink:
         """A fixed-p link whose p is the closed-form BER of ``modulation`` at ``snr_db`` (dB, ``snr_kind``)."""
         return cls(p=float(bsc_flip_probability(modulation, snr_db, snr_kind)))
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from torch.utils.data import TensorDataset
 
 from ..data import CIFAR10, ImageFolder, Kodak24, Urban100, sample_images
@@ -36,7 +35,7 @@ from ..evaluate import average_over, evaluate_images
 from ..io import atomic_write, run_metadata, write_json
 from ..link import BSCLink
 from ..plots import plot_metric
-from ..systems.ampsc import STEP_LOSSES, AMPSC, AMPSCConfig
+from ..systems.ampsc import AMPSC, STEP_LOSSES, AMPSCConfig
 from ..weights import save_weights
 from .loop import Stage, default_device, distributed_context, fit_stage
 from .recipe import RecipeError, dump_recipe, stage_key

@@ -39,3 +39,11 @@ def test_awgn_link_converts_ebn0_to_esn0():
     assert make_image_link("bsc").snr_for(3.0) == 3.0 and make_image_link("none").snr_for(3.0) is None
     with pytest.raises(ValueError, match="unknown evaluation channel"):
         make_image_link("fiber")
+
+
+def test_analog_channel_skips_quantization_and_is_flat(tiny):
+    model, data = tiny
+    analog = evaluate_images(model, data, [0.0, 9.0, 18.0], "analog", progress=False)
+    assert analog["psnr"][0] == analog["psnr"][1] == analog["psnr"][2]
+    quantized = evaluate_images(model, data, [0.0], "none", progress=False)
+    assert analog["psnr"][0] != quantized["psnr"][0]

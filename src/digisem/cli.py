@@ -167,7 +167,7 @@ def command_eval(args: argparse.Namespace) -> int:
     write_json(out / "results.json", results)
     plot_metric([results], "psnr", out / "psnr.png", title=name)
     samples, _ = sample_images("cifar" if preset == "cifar" else "kodak")
-    image_link = make_image_link(args.channel)
+    image_link = make_image_link("none" if args.channel == "analog" else args.channel)
     rows = [("original", samples)]
     with torch.no_grad():
         for snr in grid_snrs:
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = verbs.add_parser("eval", help="evaluate a trained system over an SNR sweep", description=command_eval.__doc__)
     evaluate.add_argument("model", help="zoo name (see digisem zoo), run folder or .safetensors file")
     evaluate.add_argument("--snr", default="0:18:1", help=SNR_RANGE_HELP + ", Eb/N0 (default 0:18:1)")
-    evaluate.add_argument("--channel", choices=("bsc", "awgn", "rayleigh", "none"), default="bsc", help="bsc (p from 16-QAM BER, the paper's model), awgn/rayleigh (real 16-QAM link), none (no bit errors)")
+    evaluate.add_argument("--channel", choices=("bsc", "awgn", "rayleigh", "none", "analog"), default="bsc", help="bsc (p from 16-QAM BER, the paper's model), awgn/rayleigh (real 16-QAM link), none (no bit errors), analog (no quantization)")
     evaluate.add_argument("--data", default=None, help="data root (default $DIGISEM_DATA) or 'samples' for the bundled images")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images (class-balanced for CIFAR-10)")
     evaluate.add_argument("--grid-snr", default="0,6,12,18", help="SNRs of the reconstruction grid (default 0,6,12,18)")

@@ -6,7 +6,9 @@ AMP-SC's Table IV and Fig. 5:
 - ``"bsc"``: the paper's model, each bit flips with ``p`` = closed-form 16-QAM Gray BER at Eb/N0;
 - ``"awgn"`` / ``"rayleigh"``: the real :class:`~digisem.link.BitLink` (map, channel, hard demap)
   at ``Es/N0 = Eb/N0 + 10 log10(bits per symbol)``;
-- ``"none"``: error-free bits (quantization only), the paper's "zero BFP" condition.
+- ``"none"``: error-free bits (quantization only);
+- ``"analog"``: no quantization and no link at all (the model's ``"analog"`` mode): the upper bound
+  of an analog system, AMP-SC's "Conventional" benchmark.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from . import metrics
 from .io import derived_seed
 from .link import BitLink, BSCLink, constellation_info, ebn0_to_esn0_db
 
-EVAL_CHANNELS = ("bsc", "awgn", "rayleigh", "none")
+EVAL_CHANNELS = ("bsc", "awgn", "rayleigh", "none", "analog")
 
 
 class ImageLink(NamedTuple):
@@ -61,26 +63,32 @@ def evaluate_images(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> dict[str, list[float]]:
-    """Send every image of ``dataset`` through ``model`` in digital mode at each Eb/N0 (dB).
+    """Send every image of ``dataset`` through ``model`` in digital mode at each Eb/N0 (dB) (analog
+    mode, and the same numbers at every SNR, for ``channel="analog"``).
 
     ``model(x, "digital", link=..., snr_db=..., generator=...)`` must return ``x_hat`` and, for the
     bit error count, ``payload`` and ``received_payload``. Returns the ``results`` part of a results
     file: ``snr_db`` (Eb/N0), mean ``psnr`` (dB, mean of per-image PSNR), ``ssim``, ``ms_ssim`` and
     the measured ``ber`` of the payload bits. The same seed gives the same numbers.
     """
-    image_link = make_image_link(channel)
+    image_link = None if channel == "analog" else make_image_link(channel)
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     curves: dict[str, list[float]] = {"snr_db": [float(s) for s in ebn0_db], "psnr": [], "ssim": [], "ms_ssim": [], "ber": []}
     num_bits = getattr(getattr(model, "quantizer", None), "num_bits", None)
-    with tqdm(total=len(ebn0_db) * len(loader), desc=f"eval {channel}", disable=not progress, leave=False) as bar:
-        for snr in ebn0_db:
+    # without a link every SNR gives the same numbers: compute them once
+    sweep = ebn0_db[:1] if image_link is None else ebn0_db
+    with tqdm(total=len(sweep) * len(loader), desc=f"eval {channel}", disable=not progress, leave=False) as bar:
+        for snr in sweep:
             generator = torch.Generator(device=device).manual_seed(derived_seed(seed, "eval", float(snr)))
             sums = {"psnr": 0.0, "ssim": 0.0, "ms_ssim": 0.0}
             bit_errors, bits, count = 0, 0, 0
             for batch in loader:
                 images = (batch[0] if isinstance(batch, (list, tuple)) else batch).to(device)
-                out = model(images, "digital", link=image_link.link, snr_db=image_link.snr_for(float(snr)), generator=generator)
+                if image_link is None:
+                    out = model(images, "analog")
+                else:
+                    out = model(images, "digital", link=image_link.link, snr_db=image_link.snr_for(float(snr)), generator=generator)
                 sums["psnr"] += float(metrics.psnr(out["x_hat"], images).sum())
                 sums["ssim"] += float(metrics.ssim(out["x_hat"], images).sum())
                 sums["ms_ssim"] += float(metrics.ms_ssim(out["x_hat"], images).sum())
@@ -94,6 +102,9 @@ def evaluate_images(
                 curves[key].append(total / count)
             curves["ber"].append(bit_errors / bits if bits else float("nan"))
             bar.set_postfix(snr=f"{snr:g}", psnr=f"{curves['psnr'][-1]:.2f}")
+    if image_link is None:
+        for key in ("psnr", "ssim", "ms_ssim", "ber"):
+            curves[key] = curves[key] * len(ebn0_db)
     return curves
 
 

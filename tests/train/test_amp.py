@@ -69,3 +69,20 @@ def test_schedule_validation_and_mask_defaults():
         resolve_schedule({"train": {"p": 0.01}, "schedule": [{"step": 6, "epochs": 1, "lr": 1e-3}]})
     with pytest.raises(RecipeError, match="unknown keys"):
         resolve_schedule({"train": {"p": 0.01}, "schedule": [{"step": 1, "epochs": 1, "lr": 1e-3, "mask": 0.1}]})
+
+
+@pytest.mark.parametrize("step,changed", [(1, {"encoder", "decoder"}), (2, {"encoder", "decoder"}), (3, {"restorer", "decoder"}), (4, {"encoder", "restorer", "decoder"}), (5, {"restorer", "decoder"})])
+def test_each_step_trains_exactly_its_parts(tmp_path, step, changed):
+    from torch.utils.data import TensorDataset
+
+    from digisem.data import sample_images
+    from digisem.train.loop import Stage, fit_stage
+
+    recipe = load_recipe("ampsc-smoke", TINY)
+    model = amp.build_model(recipe)
+    before = {name: [p.clone() for p in getattr(model, name).parameters()] for name in ("encoder", "restorer", "decoder")}
+    parts = amp.STEPS[step]["parts"]
+    stage = Stage(f"step{step}", 1, 1e-2, parts, amp.step_loss(model, step, 0.0125, 0.025 if amp.STEPS[step]["masked"] else 0.0))
+    fit_stage(model, stage, TensorDataset(sample_images("cifar")[0]), tmp_path, batch_size=4, seed=0, progress=False)
+    moved = {name for name, params in before.items() if any(not torch.equal(a, b) for a, b in zip(params, getattr(model, name).parameters()))}
+    assert moved == changed

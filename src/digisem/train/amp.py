@@ -60,7 +60,8 @@ def step_loss(model: AMPSC, step: int, p: float, mask_ratio: float):
     link = BSCLink(p=p) if spec["mode"] == "digital" else None
 
     def loss(model_call, batch, generator):
-        images = batch[0]
+        # (images, labels) from CIFAR-10 and TensorDataset, bare images from image folders
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
         out = model_call(images, spec["mode"], link=link, snr_db=None, mask_ratio=mask_ratio, generator=generator, restore=with_restorer)
         value = loss_of_step(out, images)
         return value, {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def collect(runs: Path, names: list[str], out: Path) -> list[dict]:
             print(f"missing: {source}")
             continue
         results = json.loads(source.read_text())
-        target = out / (results["name"].replace(" ", "_").replace("(", "").replace(")", "") + ".json")
+        target = out / (re.sub(r"[^A-Za-z0-9-]+", "_", results["name"]).strip("_") + ".json")
         write_json(target, results)
         found.append(results)
     return found

@@ -172,7 +172,7 @@ def command_eval(args: argparse.Namespace) -> int:
     with torch.no_grad():
         for snr in grid_snrs:
             generator = torch.Generator().manual_seed(args.seed)
-            x_hat = model(samples, "digital", link=image_link.link, snr_db=image_link.snr_for(snr), generator=generator)["x_hat"]
+            x_hat = image_link.send(model, samples, snr, generator)["x_hat"]
             rows.append((f"{snr:g} dB", x_hat))
     reconstruction_grid(rows, out / "grid.png", title=f"{name}, {args.channel}, Eb/N0")
     print(f"\n{'Eb/N0 (dB)':>10s} {'PSNR (dB)':>10s} {'SSIM':>7s} {'MS-SSIM':>8s} {'bit errors':>10s}")
@@ -218,7 +218,7 @@ def command_send(args: argparse.Namespace) -> int:
     image_link = make_image_link(args.channel)
     generator = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
-        outputs = [model(batch, "digital", link=image_link.link, snr_db=image_link.snr_for(args.snr), generator=generator)["x_hat"] for batch in tiles.split(256)]
+        outputs = [image_link.send(model, batch, args.snr, generator)["x_hat"] for batch in tiles.split(256)]
     received = untile(torch.cat(outputs), layout)
     write_image(received, args.out)
     value = float(psnr(received.unsqueeze(0), image.unsqueeze(0)))

@@ -44,7 +44,7 @@ def run_demo(out: str | Path, snrs: list[float], models: tuple[str, ...] = DEMO_
         with torch.no_grad():
             for snr in GRID_SNRS:
                 generator = torch.Generator().manual_seed(seed)
-                rows.append((f"{label} {snr:g} dB", model(images, "digital", link=image_link.link, snr_db=image_link.snr_for(snr), generator=generator)["x_hat"]))
+                rows.append((f"{label} {snr:g} dB", image_link.send(model, images, snr, generator)["x_hat"]))
     plot_metric(curves_list, "psnr", out / "psnr.png", title="bundled samples, 4 bits/value, 16-QAM Gray")
     reconstruction_grid(rows, out / "grid.png", title="received over the real 16-QAM AWGN link (Eb/N0)")
     return write_report(out, snrs, table, names)

@@ -38,6 +38,10 @@ class ImageLink(NamedTuple):
         """The ``snr_db`` to pass to the link at Eb/N0 = ``ebn0_db`` dB."""
         return None if self.esn0_offset_db is None else ebn0_db + self.esn0_offset_db
 
+    def send(self, model: nn.Module, images: torch.Tensor, ebn0_db: float, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``model``'s digital-mode output for ``images [B, 3, H, W]`` over this link at Eb/N0 = ``ebn0_db`` dB."""
+        return model(images, "digital", link=self.link, snr_db=self.snr_for(ebn0_db), generator=generator)
+
 
 def make_image_link(channel: str, modulation: str = "16qam") -> ImageLink:
     """The link of an evaluation ``channel`` (see the module docstring), with its SNR mapping."""
@@ -88,7 +92,7 @@ def evaluate_images(
                 if image_link is None:
                     out = model(images, "analog")
                 else:
-                    out = model(images, "digital", link=image_link.link, snr_db=image_link.snr_for(float(snr)), generator=generator)
+                    out = image_link.send(model, images, float(snr), generator)
                 sums["psnr"] += float(metrics.psnr(out["x_hat"], images).sum())
                 sums["ssim"] += float(metrics.ssim(out["x_hat"], images).sum())
                 sums["ms_ssim"] += float(metrics.ms_ssim(out["x_hat"], images).sum())

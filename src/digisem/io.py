@@ -43,6 +43,11 @@ def derived_seed(seed: int, *keys: object) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def write_jsonl(path: str | Path, lines: list[Any]) -> Path:
+    """Write one JSON document per line (e.g. a training log), atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text("".join(json.dumps(line) + "\n" for line in lines)))
+
+
 def git_commit() -> str | None:
     """The git commit of the digisem source tree (``-dirty`` if it has uncommitted changes), or None."""
     source = Path(__file__).resolve().parent

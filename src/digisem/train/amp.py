@@ -32,7 +32,7 @@ from torch.utils.data import TensorDataset
 
 from ..data import CIFAR10, ImageFolder, Kodak24, Urban100, sample_images
 from ..evaluate import average_over, evaluate_images
-from ..io import atomic_write, run_metadata, write_json
+from ..io import atomic_write, run_metadata, write_json, write_jsonl
 from ..link import BSCLink
 from ..plots import plot_metric
 from ..systems.ampsc import AMPSC, STEP_LOSSES, AMPSCConfig
@@ -186,9 +186,7 @@ def finish_run(model: AMPSC, recipe: dict[str, Any], logs: list[dict[str, Any]],
     }
     atomic_write(run_dir / "config.yaml", lambda tmp: tmp.write_text(dump_recipe(recipe)))
     save_weights(model, run_dir / "model.safetensors", {"system": "ampsc", "config": recipe["model"], "recipe": recipe["name"], "name": name, "results": {"snr_db": curves["snr_db"], "psnr": curves["psnr"]}})
-    import json
-
-    atomic_write(run_dir / "log.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(line) + "\n" for line in logs)))
+    write_jsonl(run_dir / "log.jsonl", logs)
     write_json(run_dir / "results.json", results)
     plot_metric([results], "psnr", run_dir / "plots" / "psnr.png", title=name)
     return run_dir

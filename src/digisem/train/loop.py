@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from ..io import atomic_write, derived_seed, write_json
+from ..io import derived_seed, write_json, write_jsonl
 from ..weights import load_state, save_state, save_weights
 
 LossFn = Callable[[Callable[..., Any], Any, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
@@ -200,7 +200,7 @@ def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: A
     model_state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     save_state({"epoch": epoch, "model": model_state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "logs": logs}, stage_dir / "state.pt")
     save_weights(model, stage_dir / "model.safetensors", {"epoch": epoch})
-    atomic_write(stage_dir / "log.jsonl", lambda tmp: tmp.write_text("".join(json.dumps(line) + "\n" for line in logs)))
+    write_jsonl(stage_dir / "log.jsonl", logs)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

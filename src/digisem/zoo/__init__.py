@@ -105,7 +105,7 @@ def sample_psnr(model: nn.Module, preset: str = "cifar") -> float:
     image_link = make_image_link(SAMPLE_CHECK["channel"])
     generator = torch.Generator().manual_seed(SAMPLE_CHECK["seed"])
     with torch.no_grad():
-        out = model(images, "digital", link=image_link.link, snr_db=image_link.snr_for(SAMPLE_CHECK["snr_db"]), generator=generator)
+        out = image_link.send(model, images, SAMPLE_CHECK["snr_db"], generator)
     return float(psnr(out["x_hat"], images, per_image=False))
 
 

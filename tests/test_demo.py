@@ -25,7 +25,7 @@ def tiny_zoo(tmp_path, monkeypatch):
 def test_publish_records_sample_psnr_that_load_reproduces(tiny_zoo):
     assert zoo.zoo_names() == ["ampsc-cifar10-4bit", "softhe22-cifar10-4bit"]
     model, metadata = zoo.load("ampsc-cifar10-4bit")
-    assert zoo.sample_psnr(model) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
+    assert zoo.sample_psnr(model, metadata) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
 
 
 def test_demo_writes_plot_grid_and_report(tiny_zoo, capsys):
@@ -66,4 +66,4 @@ def test_read_image_converts_modes(tmp_path):
 @pytest.mark.parametrize("name", zoo.zoo_names())
 def test_every_zoo_model_reproduces_its_recorded_sample_psnr(name):
     model, metadata = zoo.load(name)
-    assert zoo.sample_psnr(model, metadata["config"]["preset"]) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
+    assert zoo.sample_psnr(model, metadata) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)

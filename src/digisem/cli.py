@@ -127,12 +127,14 @@ def command_train(args: argparse.Namespace) -> int:
     from digisem.train.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    if recipe["system"] != "ampsc":
-        raise UsageError(f"recipe {args.recipe!r} is for system {recipe['system']!r}, which this version cannot train (known: ampsc)")
     from digisem.train.amp import run_amp_recipe
+    from digisem.train.scdm import run_jcm_recipe, run_scdm_recipe
 
+    runners = {"ampsc": run_amp_recipe, "jcm": run_jcm_recipe, "scdm": run_scdm_recipe}
+    if recipe["system"] not in runners:
+        raise UsageError(f"recipe {args.recipe!r} is for system {recipe['system']!r}, which this version cannot train (known: {', '.join(runners)})")
     started = time.perf_counter()
-    run_dir = run_amp_recipe(recipe, args.runs, args.data, resume=args.resume, progress=not args.quiet)
+    run_dir = runners[recipe["system"]](recipe, args.runs, args.data, resume=args.resume, progress=not args.quiet)
     print(f"run folder: {run_dir} ({time.perf_counter() - started:.0f} s)")
     return 0
 
@@ -147,9 +149,15 @@ def command_eval(args: argparse.Namespace) -> int:
     from digisem.io import run_metadata, write_json
     from digisem.plots import plot_metric, reconstruction_grid
 
-    snrs = parse_snr_range(args.snr)
-    grid_snrs = parse_snr_range(args.grid_snr)
     model, metadata = zoo.load(args.model)
+    if metadata.get("system") == "jcm":
+        return _eval_symbol_codec(args, model, metadata)
+    if metadata.get("system") != "ampsc":
+        raise UsageError(f"{args.model} is a {metadata.get('system')!r} model: evaluate its codec with --denoiser instead (e.g. digisem eval jcm-cifar10-64qam --denoiser scdm)")
+    if args.denoiser != "none":
+        raise UsageError("--denoiser applies to symbol-level codecs (JCM) only")
+    snrs = parse_snr_range(args.snr or "0:18:1")
+    grid_snrs = parse_snr_range(args.grid_snr or "0,6,12,18")
     preset = metadata["config"].get("preset", "cifar")
     dataset, description = evaluation_dataset(preset, args.data, args.limit)
     started = time.perf_counter()
@@ -179,6 +187,76 @@ def command_eval(args: argparse.Namespace) -> int:
     for index, snr in enumerate(curves["snr_db"]):
         print(f"{snr:10.1f} {curves['psnr'][index]:10.2f} {curves['ssim'][index]:7.4f} {curves['ms_ssim'][index]:8.4f} {curves['ber'][index]:10.2e}")
     print(f"\nwrote {out / 'results.json'}, {out / 'psnr.png'} and {out / 'grid.png'}")
+    return 0
+
+
+DENOISERS = ("none", "mmse", "scdm", "scdm-joint")
+
+
+def load_denoiser(kind: str, codec, scdm_source: str):
+    """``(denoiser or None, decoder or None, label)`` for ``--denoiser``: none, mmse (the codec's
+    empirical symbol prior), scdm (the codec's decoder), scdm-joint (SCDM's jointly trained decoder)."""
+    from digisem import zoo
+    from digisem.systems.scdm import MMSEDenoiser
+
+    if kind == "none":
+        return None, None, "no denoising"
+    if kind == "mmse":
+        return MMSEDenoiser(codec.prior_symbols()), None, "per-symbol MMSE"
+    scdm, scdm_metadata = zoo.load(scdm_source)
+    if scdm_metadata.get("system") != "scdm":
+        raise UsageError(f"--scdm {scdm_source} is a {scdm_metadata.get('system')!r} model, not an SCDM")
+    if kind == "scdm-joint":
+        if scdm.decoder is None:
+            raise UsageError(f"SCDM {scdm_source} has no jointly trained decoder (its recipe skipped Stage 2): use --denoiser scdm")
+        return scdm, scdm.decoder, "SCDM + joint decoder"
+    return scdm, None, "SCDM"
+
+
+def _eval_symbol_codec(args: argparse.Namespace, codec, metadata) -> int:
+    """``digisem eval`` for a JCM codec: Es/N0 sweep over AWGN with the chosen denoiser."""
+    import torch
+
+    from digisem.data import sample_images
+    from digisem.evaluate import evaluate_symbol_system, evaluation_dataset
+    from digisem.io import run_metadata, write_json
+    from digisem.plots import plot_metric, reconstruction_grid
+
+    if args.channel not in ("bsc", "awgn"):
+        raise UsageError(f"JCM codecs send symbols over AWGN only, got --channel {args.channel}")
+    if args.denoiser not in DENOISERS:
+        raise UsageError(f"unknown --denoiser {args.denoiser!r}: use one of {DENOISERS}")
+    snrs = parse_snr_range(args.snr or "-18:18:6")
+    grid_snrs = parse_snr_range(args.grid_snr or "-18,-6,0,12")
+    denoiser, decoder, label = load_denoiser(args.denoiser, codec, args.scdm)
+    dataset, description = evaluation_dataset("cifar", args.data, args.limit)
+    started = time.perf_counter()
+    curves = evaluate_symbol_system(codec, dataset, snrs, denoiser=denoiser, decoder=decoder, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=label)
+    name = f"{metadata.get('name', 'JCM')} + {label}" if denoiser is not None else metadata.get("name", "JCM")
+    out = Path(args.out or f"runs/eval-{Path(str(args.model)).name}-{args.denoiser}")
+    results = {
+        "name": name,
+        "model": str(args.model),
+        "description": f"{name} over AWGN (SNR = Es/N0 per complex symbol, unit-energy symbols) on {description}",
+        "results": curves,
+        "meta": run_metadata(args.seed, "cpu", dataset=description, n_images=len(dataset), channel="awgn", snr_kind="esn0", denoiser=args.denoiser,
+                             scdm=args.scdm if args.denoiser.startswith("scdm") else None, psnr="mean over images of per-image PSNR (all channels, data range 1)",
+                             wall_s=round(time.perf_counter() - started, 1)),
+    }
+    write_json(out / "results.json", results)
+    plot_metric([results], "psnr", out / "psnr.png", title=name)
+    plot_metric([results], "latent_mse", out / "latent_mse.png", title=name)
+    samples, _ = sample_images("cifar")
+    rows = [("original", samples)]
+    with torch.no_grad():
+        for snr in grid_snrs:
+            out_batch = codec(samples, snr_db=snr, denoiser=denoiser, generator=torch.Generator().manual_seed(args.seed))
+            rows.append((f"{snr:g} dB", (decoder or codec.decoder)(out_batch["restored"])[0]))
+    reconstruction_grid(rows, out / "grid.png", title=f"{name}, AWGN, Es/N0")
+    print(f"\n{'Es/N0 (dB)':>10s} {'PSNR (dB)':>10s} {'SSIM':>7s} {'MS-SSIM':>8s} {'latent MSE':>11s} {'channel MSE':>12s}")
+    for index, snr in enumerate(curves["snr_db"]):
+        print(f"{snr:10.1f} {curves['psnr'][index]:10.2f} {curves['ssim'][index]:7.4f} {curves['ms_ssim'][index]:8.4f} {curves['latent_mse'][index]:11.4f} {curves['latent_mse_channel'][index]:12.4f}")
+    print(f"\nwrote {out / 'results.json'}, {out / 'psnr.png'}, {out / 'latent_mse.png'} and {out / 'grid.png'}")
     return 0
 
 
@@ -299,11 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = verbs.add_parser("eval", help="evaluate a trained system over an SNR sweep", description=command_eval.__doc__)
     evaluate.add_argument("model", help="zoo name (see digisem zoo), run folder or .safetensors file")
-    evaluate.add_argument("--snr", default="0:18:1", help=SNR_RANGE_HELP + ", Eb/N0 (default 0:18:1)")
-    evaluate.add_argument("--channel", choices=("bsc", "awgn", "rayleigh", "none", "analog"), default="bsc", help="bsc (p from 16-QAM BER, the paper's model), awgn/rayleigh (real 16-QAM link), none (no bit errors), analog (no quantization)")
+    evaluate.add_argument("--snr", default=None, help=SNR_RANGE_HELP + "; Eb/N0 for bit-level systems (default 0:18:1), Es/N0 per complex symbol for JCM (default -18:18:6)")
+    evaluate.add_argument("--channel", choices=("bsc", "awgn", "rayleigh", "none", "analog"), default="bsc", help="bsc (p from 16-QAM BER, the paper's model), awgn/rayleigh (real 16-QAM link), none (no bit errors), analog (no quantization); JCM codecs always use AWGN")
+    evaluate.add_argument("--denoiser", default="none", help="JCM codecs only: none, mmse (per-symbol posterior mean), scdm, scdm-joint (SCDM with its jointly trained decoder)")
+    evaluate.add_argument("--scdm", default="scdm-cifar10-64qam", help="the SCDM for --denoiser scdm/scdm-joint: zoo name, run folder or weights file (default scdm-cifar10-64qam)")
     evaluate.add_argument("--data", default=None, help="data root (default $DIGISEM_DATA) or 'samples' for the bundled images")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images (class-balanced for CIFAR-10)")
-    evaluate.add_argument("--grid-snr", default="0,6,12,18", help="SNRs of the reconstruction grid (default 0,6,12,18)")
+    evaluate.add_argument("--grid-snr", default=None, help="SNRs of the reconstruction grid (default 0,6,12,18; JCM -18,-6,0,12)")
     evaluate.add_argument("--batch-size", type=int, default=100, help="images per batch (default 100)")
     evaluate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     evaluate.add_argument("--out", default=None, help="output folder (default runs/eval-<model>-<channel>)")

@@ -2,9 +2,13 @@
 
 :class:`ScalarQuantizer` is AMP-SC's rounding quantizer (paper Sec. II-A, eqs. 1-2, 10). Turning its
 integers into bits is the link's job (:func:`digisem.link.int_to_bits`, MSB first, natural binary).
+:class:`LearnedConstellation` is JCM's: the encoder picks a constellation point per channel use with
+a straight-through Gumbel-softmax, so the payload is complex symbols, not bits.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -96,3 +100,87 @@ class ScalarQuantizer(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.quantize(features)
+
+
+LEARNED_ORDERS = (2, 4, 16, 64, 256)
+
+
+class LearnedConstellation(nn.Module):
+    """JCM's digitizer: per real dimension, a straight-through Gumbel-softmax over ``K`` PAM levels.
+
+    Parameters
+    ----------
+    order : int
+        ``M``: 2 (BPSK, ``K = 2`` levels on the real axis only), or a square QAM 4, 16, 64, 256
+        (``K = sqrt(M)`` levels on each of the real and imaginary axes).
+    temperature : float
+        Gumbel-softmax temperature (JCM: 1.5).
+
+    Input
+    -----
+    logits : [B, d, K], float
+        Scores of the ``K`` levels for each real dimension; ``d = 2n`` for QAM, ``n`` for BPSK.
+    generator : torch.Generator, optional
+        Drives the Gumbel noise (training only).
+
+    Output
+    ------
+    symbols : [B, n], complex64
+        Points of the unit-average-energy M-QAM (or BPSK) grid: levels ``(-(K-1), ..., -1, 1, ..., K-1)
+        / sqrt(2 (M - 1) / 3)`` (BPSK: +-1). In training mode each level is a Gumbel-softmax sample
+        with hard one-hot values forward and the softmax gradient backward; in eval mode the most
+        likely level (argmax of the logits, no noise).
+
+    Example
+    -------
+    >>> constellation = LearnedConstellation(16).eval()
+    >>> constellation(torch.randn(1, 8, 4)).shape
+    torch.Size([1, 4])
+    """
+
+    def __init__(self, order: int, temperature: float = 1.5):
+        super().__init__()
+        if order not in LEARNED_ORDERS:
+            raise ValueError(f"unknown learned constellation order {order!r}: use one of {LEARNED_ORDERS} (2 = BPSK, else square QAM)")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.order = order
+        self.temperature = float(temperature)
+        self.num_levels = 2 if order == 2 else math.isqrt(order)
+        self.real_dims_per_symbol = 1 if order == 2 else 2
+        energy = 1.0 if order == 2 else 2 * (order - 1) / 3
+        odd = torch.arange(-(self.num_levels - 1), self.num_levels, 2, dtype=torch.float32)
+        self.register_buffer("levels", odd / math.sqrt(energy), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}, levels_per_dim={self.num_levels}, temperature={self.temperature}"
+
+    def real_dims(self, channel_uses: int) -> int:
+        """Real dimensions ``d`` whose logits the encoder must produce for ``channel_uses`` symbols."""
+        return channel_uses * self.real_dims_per_symbol
+
+    def one_hot(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Level choices ``[B, d, K]`` (one-hot values; straight-through softmax gradient in training)."""
+        if logits.dim() != 3 or logits.shape[-1] != self.num_levels:
+            raise ValueError(f"logits must be [B, d, {self.num_levels}] for order {self.order}, got shape {tuple(logits.shape)}")
+        if not self.training:
+            return nn.functional.one_hot(logits.argmax(-1), self.num_levels).to(logits.dtype)
+        uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        gumbel = -torch.log((-torch.log(uniform.clamp_min(1e-20))).clamp_min(1e-20))
+        soft = torch.softmax((logits + gumbel) / self.temperature, dim=-1)
+        hard = nn.functional.one_hot(soft.argmax(-1), self.num_levels).to(logits.dtype)
+        return hard - soft.detach() + soft
+
+    def forward(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        values = self.one_hot(logits, generator) @ self.levels.to(logits.dtype)
+        if self.real_dims_per_symbol == 1:
+            return torch.complex(values, torch.zeros_like(values))
+        if values.shape[1] % 2:
+            raise ValueError(f"QAM needs an even number of real dimensions, got {values.shape[1]}")
+        return torch.view_as_complex(values.reshape(values.shape[0], -1, 2).contiguous())
+
+    def points(self) -> torch.Tensor:
+        """All ``M`` constellation points, ``[M], complex64`` (real-axis levels for BPSK)."""
+        if self.real_dims_per_symbol == 1:
+            return torch.complex(self.levels, torch.zeros_like(self.levels))
+        return torch.complex(self.levels[:, None].expand(-1, self.num_levels), self.levels[None, :].expand(self.num_levels, -1)).reshape(-1)

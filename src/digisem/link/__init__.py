@@ -28,7 +28,7 @@ from .constellation import (
     constellation,
     constellation_info,
 )
-from .links import BitLink, BSCLink, SymbolLink
+from .links import BitLink, BSCLink, SymbolLink, normalize_power
 from .theory import (
     ber_awgn,
     ber_rayleigh_bpsk,
@@ -50,6 +50,7 @@ __all__ = [
     "PSKConstellation",
     "Rayleigh",
     "SymbolLink",
+    "normalize_power",
     "ber_awgn",
     "ber_rayleigh_bpsk",
     "bits_to_int",

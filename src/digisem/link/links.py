@@ -209,11 +209,19 @@ class SymbolLink(nn.Module):
         if x.dim() != 2:
             raise ValueError(f"x must be [B, n] complex symbols, got shape {tuple(x.shape)}")
         if self.normalize:
-            power = x.abs().pow(2).mean(-1, keepdim=True)
-            if bool((power == 0).any()):
-                raise ValueError("an example has all-zero symbols: cannot normalize its power")
-            x = x / power.sqrt()
+            x = normalize_power(x)
         return self.channel(x, snr_db, generator)
+
+
+def normalize_power(x: torch.Tensor) -> torch.Tensor:
+    """Scale each example of ``x : [B, n], complex`` to unit average energy per symbol (same shape).
+
+    Differentiable; raises ValueError for an all-zero example.
+    """
+    power = x.abs().pow(2).mean(-1, keepdim=True)
+    if bool((power == 0).any()):
+        raise ValueError("an example has all-zero symbols: cannot normalize its power")
+    return x / power.sqrt()
 
 
 def _pad_to_multiple(bits: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -4,6 +4,7 @@
 - :class:`RCB`: residual convolutional block (AMP-SC eq. 22).
 - :class:`TransposedRCB`: the same block with transposed convolutions (upsampling).
 - :class:`SqueezeExcitation`: channel attention (AMP-SC eq. 23).
+- :class:`ResidualBlock`: the ResNet basic block with batch norm and PReLU (JCM's codec).
 
 All blocks take and return images or feature maps ``[B, C, H, W]``.
 """
@@ -215,3 +216,30 @@ class SqueezeExcitation(nn.Module):
             raise ValueError(f"SqueezeExcitation expects [B, C, H, W], got shape {tuple(x.shape)}")
         weights = torch.sigmoid(self.excite(F.relu(self.squeeze(x.mean(dim=(2, 3))))))
         return x * weights[:, :, None, None]
+
+
+class ResidualBlock(nn.Module):
+    """ResNet basic block with batch norm and PReLU (JCM's encoder and decoder).
+
+    ``conv3x3(stride) -> BN -> PReLU -> conv3x3 -> BN``, plus a shortcut (``conv1x1(stride) -> BN``
+    when the shape changes, else identity), added, then PReLU.
+
+    Input: ``x : [B, in_channels, H, W]``. Output: ``[B, out_channels, H / stride, W / stride]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+        super().__init__()
+        _check_block_args(in_channels, out_channels, 3, stride, "prelu")
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.PReLU(),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        reshapes = in_channels != out_channels or stride != 1
+        self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)) if reshapes else nn.Identity()
+        self.activation = nn.PReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.body(x) + self.shortcut(x))

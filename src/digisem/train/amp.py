@@ -32,13 +32,12 @@ from torch.utils.data import TensorDataset
 
 from ..data import CIFAR10, ImageFolder, Kodak24, Urban100, sample_images
 from ..evaluate import average_over, evaluate_images
-from ..io import atomic_write, run_metadata, write_json, write_jsonl
+from ..io import run_metadata, write_json
 from ..link import BSCLink
-from ..plots import plot_metric
 from ..systems.ampsc import AMPSC, STEP_LOSSES, AMPSCConfig
-from ..weights import save_weights
 from .loop import Stage, default_device, distributed_context, fit_stage
-from .recipe import RecipeError, dump_recipe, stage_key
+from .recipe import RecipeError, stage_key
+from .run import write_run_folder
 
 STEPS = {
     1: {"mode": "analog", "parts": ("encoder", "decoder"), "masked": False, "restore": False},
@@ -184,9 +183,5 @@ def finish_run(model: AMPSC, recipe: dict[str, Any], logs: list[dict[str, Any]],
             recipe=copy.deepcopy(recipe),
         ),
     }
-    atomic_write(run_dir / "config.yaml", lambda tmp: tmp.write_text(dump_recipe(recipe)))
-    save_weights(model, run_dir / "model.safetensors", {"system": "ampsc", "config": recipe["model"], "recipe": recipe["name"], "name": name, "results": {"snr_db": curves["snr_db"], "psnr": curves["psnr"]}})
-    write_jsonl(run_dir / "log.jsonl", logs)
-    write_json(run_dir / "results.json", results)
-    plot_metric([results], "psnr", run_dir / "plots" / "psnr.png", title=name)
-    return run_dir
+    weights_metadata = {"system": "ampsc", "config": recipe["model"], "recipe": recipe["name"], "name": name, "results": {"snr_db": curves["snr_db"], "psnr": curves["psnr"]}}
+    return write_run_folder(run_dir, recipe, model, weights_metadata, logs, results)

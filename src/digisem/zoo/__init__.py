@@ -17,7 +17,11 @@ from torch import nn
 
 from ..weights import CheckpointError, load_weights, read_weights
 
-SYSTEM_BUILDERS = {"ampsc": ("digisem.systems.ampsc", "AMPSC", "AMPSCConfig")}
+SYSTEM_BUILDERS = {
+    "ampsc": ("digisem.systems.ampsc", "AMPSC", "AMPSCConfig"),
+    "jcm": ("digisem.systems.jcm", "JCM", "JCMConfig"),
+    "scdm": ("digisem.systems.scdm", "SCDM", "SCDMConfig"),
+}
 
 
 def zoo_dir() -> Path:
@@ -89,29 +93,45 @@ def load(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), metadata
 
 
-SAMPLE_CHECK = {"snr_db": 6.0, "channel": "bsc", "seed": 0}
-"""Where a published model's PSNR on the bundled samples is recorded (and re-checked by the tests)."""
+SAMPLE_CHECKS = {
+    "ampsc": {"snr_db": 6.0, "channel": "bsc", "seed": 0},
+    "jcm": {"snr_db": 6.0, "channel": "awgn", "seed": 0},
+    "scdm": {"snr_db": -6.0, "channel": "awgn", "seed": 0},
+}
+"""Where a published model's PSNR on the bundled samples is recorded (and re-checked by the tests):
+AMP-SC over the BSC at Eb/N0 6 dB; JCM over AWGN at Es/N0 6 dB; SCDM (with its jointly trained
+decoder, on its codec) over AWGN at Es/N0 -6 dB."""
 
 
-def sample_psnr(model: nn.Module, preset: str = "cifar") -> float:
-    """Mean PSNR (dB) of ``model`` on the bundled sample images over :data:`SAMPLE_CHECK`'s link."""
+def sample_psnr(model: nn.Module, metadata: dict[str, Any]) -> float:
+    """Mean PSNR (dB) of a loaded system on the bundled sample images at its :data:`SAMPLE_CHECKS` point."""
     import torch
 
     from ..data import sample_images
-    from ..evaluate import make_image_link
     from ..metrics import psnr
 
-    images, _ = sample_images("cifar" if preset == "cifar" else "kodak")
-    image_link = make_image_link(SAMPLE_CHECK["channel"])
-    generator = torch.Generator().manual_seed(SAMPLE_CHECK["seed"])
+    system = metadata["system"]
+    check = SAMPLE_CHECKS[system]
+    images, _ = sample_images("cifar" if metadata["config"].get("preset", "cifar") == "cifar" else "kodak")
+    generator = torch.Generator().manual_seed(check["seed"])
     with torch.no_grad():
-        out = image_link.send(model, images, SAMPLE_CHECK["snr_db"], generator)
-    return float(psnr(out["x_hat"], images, per_image=False))
+        if system == "ampsc":
+            from ..evaluate import make_image_link
+
+            x_hat = make_image_link(check["channel"]).send(model, images, check["snr_db"], generator)["x_hat"]
+        elif system == "jcm":
+            x_hat = model(images, snr_db=check["snr_db"], generator=generator)["x_hat"]
+        else:
+            codec, _ = load(metadata["codec"])
+            out = codec(images, snr_db=check["snr_db"], denoiser=model, generator=generator)
+            x_hat = (model.decoder or codec.decoder)(out["restored"])[0]
+    return float(psnr(x_hat, images, per_image=False))
 
 
-def publish(run_dir: str | Path, name: str) -> Path:
+def publish(run_dir: str | Path, name: str, codec: str | None = None) -> Path:
     """Copy a run's weights into the zoo as ``<name>.safetensors`` with its recorded results and a
-    PSNR on the bundled samples (:data:`SAMPLE_CHECK`), and pin its sha256 in ``SHA256SUMS``."""
+    PSNR on the bundled samples (:data:`SAMPLE_CHECKS`), and pin its sha256 in ``SHA256SUMS``.
+    ``codec``: for an SCDM, the zoo name of the codec it denoises for (recorded in its metadata)."""
     import json
 
     from ..io import atomic_write
@@ -121,7 +141,9 @@ def publish(run_dir: str | Path, name: str) -> Path:
     results_file = Path(run_dir) / "results.json"
     if results_file.is_file():
         metadata["results"] = json.loads(results_file.read_text())
-    metadata["sample_check"] = {**SAMPLE_CHECK, "psnr": sample_psnr(model, metadata["config"].get("preset", "cifar"))}
+    if codec is not None:
+        metadata["codec"] = codec
+    metadata["sample_check"] = {**SAMPLE_CHECKS[metadata["system"]], "psnr": sample_psnr(model, metadata)}
     metadata["zoo_name"] = name
     metadata["licence"] = "Apache-2.0 (weights trained by digisem on CIFAR-10)"
     path = save_weights(model, zoo_dir() / f"{name}.safetensors", metadata)

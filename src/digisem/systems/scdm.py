@@ -92,6 +92,18 @@ class VESchedule:
             raise ValueError(f"snr_db {snr.min().item():g} dB is below this SCDM's trained range [{low:.1f}, {high:.1f}] dB (Es/N0)")
         return torch.round(position).clamp(0, self.steps).to(torch.int64)
 
+    def forward_step(self, z: torch.Tensor, step: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One step of the forward process (eq. 7): ``z_i = z_{i-1} + sqrt(sigma_i^2 - sigma_{i-1}^2) eps``.
+
+        Input: ``z : [B, n] complex`` at step ``step - 1``; ``eps ~ CN(0, 1)``. Output: ``[B, n]`` at ``step``.
+        """
+        if not 1 <= step <= self.steps:
+            raise ValueError(f"step must be in 1..{self.steps}, got {step}")
+        scale = math.sqrt((float(self.sigmas[step]) ** 2 - float(self.sigmas[step - 1]) ** 2) / 2)
+        real = torch.randn(z.shape, generator=generator, device=z.device)
+        imag = torch.randn(z.shape, generator=generator, device=z.device)
+        return z + scale * torch.complex(real, imag)
+
     def perturb(self, z0: torch.Tensor, step: torch.Tensor | int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Marginal of the forward process: ``z_i = z_0 + sigma_i eps``.
 

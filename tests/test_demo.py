@@ -6,6 +6,8 @@ from digisem import zoo
 from digisem.cli import main
 from digisem.imageio import read_image, tile, untile
 from digisem.systems.ampsc import AMPSC, AMPSCConfig
+from digisem.systems.jcm import JCM, JCMConfig
+from digisem.systems.scdm import SCDM, SCDMConfig
 from digisem.weights import save_weights
 
 CONFIG = {"preset": "cifar", "width": 4, "num_bits": 4, "ratio": 1 / 6, "irsnet": False, "irsnet_width": 2, "kernel_size": 3, "alpha": 0.5}
@@ -22,6 +24,21 @@ def tiny_zoo(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def tiny_symbol_zoo(tiny_zoo):
+    """Adds a tiny JCM (with a fitted symbol prior) and a tiny SCDM with a joint decoder under the demo's names."""
+    jcm_config = {"order": 64, "channel_uses": 128, "width": 4, "decoder_blocks": 1, "temperature": 1.5, "classes": 0, "prior_size": 256}
+    torch.manual_seed(0)
+    codec = JCM(JCMConfig.from_dict(jcm_config))
+    codec.fit_symbol_prior(torch.rand(4, 3, 32, 32), torch.Generator().manual_seed(0))
+    save_weights(codec, tiny_zoo / "jcm" / "model.safetensors", {"system": "jcm", "config": jcm_config, "name": "JCM", "recipe": "test"})
+    zoo.publish(tiny_zoo / "jcm", "jcm-cifar10-64qam")
+    scdm_config = SCDMConfig(steps=8, sigma_min=0.1, score={"channels": 8, "multipliers": [1, 1, 1], "heads": 2, "embed_dim": 16}, codec=jcm_config, joint_decoder=True)
+    save_weights(SCDM(scdm_config), tiny_zoo / "scdm" / "model.safetensors", {"system": "scdm", "config": scdm_config.to_dict(), "name": "SCDM", "recipe": "test"})
+    zoo.publish(tiny_zoo / "scdm", "scdm-cifar10-64qam", codec="jcm-cifar10-64qam")
+    return tiny_zoo
+
+
 def test_publish_records_sample_psnr_that_load_reproduces(tiny_zoo):
     assert zoo.zoo_names() == ["ampsc-cifar10-4bit", "softhe22-cifar10-4bit"]
     model, metadata = zoo.load("ampsc-cifar10-4bit")
@@ -34,8 +51,28 @@ def test_demo_writes_plot_grid_and_report(tiny_zoo, capsys):
     for name in ("psnr.png", "grid.png", "report.html", "report.md", "ampsc-cifar10-4bit-awgn.json", "softhe22-cifar10-4bit-bsc.json"):
         assert (out / name).is_file(), name
     assert "<img src='psnr.png'" in (out / "report.html").read_text()
+    assert "Symbol-level" not in (out / "report.md").read_text(), "no JCM/SCDM in this zoo: that part is skipped"
     assert "report.html" in capsys.readouterr().out
     assert main(["zoo"]) == 0
+
+
+def test_demo_includes_jcm_and_scdm_when_the_zoo_has_them(tiny_symbol_zoo, capsys):
+    out = tiny_symbol_zoo / "demo"
+    assert main(["demo", "--out", str(out), "--snr", "0,9", "--quiet"]) == 0
+    for name in ("psnr_scdm.png", "grid_scdm.png", "jcm-64qam-none.json", "jcm-64qam-mmse.json", "jcm-64qam-scdm-joint.json"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "## Symbol-level systems" in report and "| SCDM + joint decoder |" in report and "-18 dB" in report
+    assert main(["zoo"]) == 0
+    listing = capsys.readouterr().out
+    assert "jcm-cifar10-64qam" in listing and "scdm-cifar10-64qam" in listing
+
+
+def test_published_scdm_reproduces_its_sample_psnr_through_its_codec(tiny_symbol_zoo):
+    for name in ("jcm-cifar10-64qam", "scdm-cifar10-64qam"):
+        model, metadata = zoo.load(name)
+        assert zoo.sample_psnr(model, metadata) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
+    assert zoo.load("scdm-cifar10-64qam")[1]["codec"] == "jcm-cifar10-64qam"
 
 
 def test_send_tiles_any_image_and_reports_psnr(tiny_zoo, capsys):

@@ -305,7 +305,7 @@ def command_send(args: argparse.Namespace) -> int:
 
 
 def command_demo(args: argparse.Namespace) -> int:
-    """Send the bundled sample images through the pretrained AMP-SC and SoftHe22 over the real 16-QAM link."""
+    """Send the bundled sample images through the pretrained systems of the zoo over real links (16-QAM Gray for AMP-SC and SoftHe22, AWGN symbols for JCM and SCDM)."""
     from digisem.demo import run_demo
 
     report = run_demo(args.out, parse_snr_range(args.snr), seed=args.seed, progress=not args.quiet)
@@ -390,9 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=command_eval)
 
-    demo = verbs.add_parser("demo", help="pretrained AMP-SC and SoftHe22 on the bundled images over a real 16-QAM link", description=command_demo.__doc__)
+    demo = verbs.add_parser("demo", help="pretrained AMP-SC, SoftHe22, JCM and SCDM on the bundled images over real links", description=command_demo.__doc__)
     demo.add_argument("--out", default="digisem-demo", help="output folder (default digisem-demo)")
-    demo.add_argument("--snr", default="0:18:3", help=SNR_RANGE_HELP + ", Eb/N0 (default 0:18:3)")
+    demo.add_argument("--snr", default="0:18:3", help=SNR_RANGE_HELP + ", Eb/N0 of the bit-level systems (default 0:18:3; JCM/SCDM use Es/N0 -18:18:6)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=command_demo)

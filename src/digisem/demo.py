@@ -1,8 +1,11 @@
-"""``digisem demo``: the bundled sample images through pretrained systems over the real 16-QAM link.
+"""``digisem demo``: the bundled sample images through pretrained systems, no network, no data folder.
 
-Writes to the output folder a PSNR-vs-SNR plot (real 16-QAM AWGN link, and the paper's BSC model for
-comparison), a reconstruction grid, the results JSON files and a report (``report.html``, which opens
-in a browser, and ``report.md``). Needs no network and no data folder.
+Part 1, bit-level systems (AMP-SC, SoftHe22): 4-bit integers over a real 16-QAM Gray link (AWGN, hard
+decisions) and over the paper's BSC model, SNR = Eb/N0. Part 2, symbol-level systems (when the zoo
+holds them): the JCM 64-QAM codec over AWGN with no denoising, the per-symbol MMSE estimator and SCDM
+with its jointly trained decoder, SNR = Es/N0 per complex symbol. Writes PSNR-vs-SNR plots,
+reconstruction grids, the results JSON files and a report (``report.html``, which opens in a
+browser, and ``report.md``).
 """
 
 from __future__ import annotations
@@ -15,20 +18,41 @@ from torch.utils.data import TensorDataset
 
 from . import zoo
 from .data import sample_images
-from .evaluate import evaluate_images, make_image_link
+from .evaluate import evaluate_images, evaluate_symbol_system, make_image_link, transmit_symbols
 from .io import atomic_write, run_metadata, write_json
 from .plots import plot_metric, reconstruction_grid
 
 DEMO_MODELS = ("ampsc-cifar10-4bit", "softhe22-cifar10-4bit")
+SYMBOL_MODELS = ("jcm-cifar10-64qam", "scdm-cifar10-64qam")
 GRID_SNRS = (0.0, 6.0, 12.0)
+SYMBOL_SNRS = (-18.0, -12.0, -6.0, 0.0, 6.0, 12.0, 18.0)
+SYMBOL_GRID_SNRS = (-18.0, -6.0, 0.0, 12.0)
+
+
+class Section:
+    """One part of the report: a PSNR table over ``snrs`` (``axis`` names the SNR kind), a plot and a grid."""
+
+    def __init__(self, title: str, text: str, axis: str, snrs: list[float], plot: str, grid: str):
+        self.title, self.text, self.axis, self.snrs, self.plot, self.grid = title, text, axis, snrs, plot, grid
+        self.rows: list[tuple[str, list[float]]] = []
 
 
 def run_demo(out: str | Path, snrs: list[float], models: tuple[str, ...] = DEMO_MODELS, seed: int = 0, progress: bool = True) -> Path:
     """Run the demo; returns the path of ``report.html``."""
     out = Path(out)
+    sections = [bit_level_demo(out, snrs, models, seed, progress)]
+    if all(name in zoo.zoo_names() for name in SYMBOL_MODELS):
+        sections.append(symbol_level_demo(out, seed, progress))
+    return write_report(out, sections)
+
+
+def bit_level_demo(out: Path, snrs: list[float], models: tuple[str, ...], seed: int, progress: bool) -> Section:
+    """AMP-SC-style models over 16-QAM AWGN and the BSC: ``psnr.png``, ``grid.png``, results JSON."""
     images, names = sample_images("cifar")
     dataset = TensorDataset(images)
-    curves_list, rows, table = [], [("original", images)], []
+    section = Section("Bit-level systems: 4 bits per value, 16-QAM Gray", f"The {len(names)} bundled CIFAR-10 sample images, sent as 4-bit integers over a real 16-QAM Gray link "
+                      "(AWGN, hard decisions) by pretrained systems from the zoo. PSNR in dB (mean over images):", "Eb/N0", snrs, "psnr.png", "grid.png")
+    curves_list, rows = [], [("original", images)]
     for model_name in models:
         model, metadata = zoo.load(model_name)
         label = metadata.get("name", model_name)
@@ -39,30 +63,61 @@ def run_demo(out: str | Path, snrs: list[float], models: tuple[str, ...] = DEMO_
             write_json(out / f"{model_name}-{channel}.json", results)
             curves_list.append(results)
             if channel == "awgn":
-                table.append((label, curves["psnr"]))
+                section.rows.append((label, curves["psnr"]))
         image_link = make_image_link("awgn")
         with torch.no_grad():
             for snr in GRID_SNRS:
                 generator = torch.Generator().manual_seed(seed)
                 rows.append((f"{label} {snr:g} dB", image_link.send(model, images, snr, generator)["x_hat"]))
-    plot_metric(curves_list, "psnr", out / "psnr.png", title="bundled samples, 4 bits/value, 16-QAM Gray")
-    reconstruction_grid(rows, out / "grid.png", title="received over the real 16-QAM AWGN link (Eb/N0)")
-    return write_report(out, snrs, table, names)
+    plot_metric(curves_list, "psnr", out / section.plot, title="bundled samples, 4 bits/value, 16-QAM Gray")
+    reconstruction_grid(rows, out / section.grid, title="received over the real 16-QAM AWGN link (Eb/N0)")
+    return section
 
 
-def write_report(out: Path, snrs: list[float], table: list[tuple[str, list[float]]], names: list[str]) -> Path:
-    """``report.md`` and ``report.html`` with the PSNR table, the plot and the grid."""
-    header = "| system | " + " | ".join(f"{s:g} dB" for s in snrs) + " |"
-    lines = ["# digisem demo", "", f"The {len(names)} bundled CIFAR-10 sample images, sent as 4-bit integers over a real 16-QAM Gray link "
-             "(AWGN, hard decisions; SNR is Eb/N0) by pretrained systems from the zoo. PSNR in dB (mean over images):", "",
-             header, "|" + "---|" * (len(snrs) + 1)]
-    lines += ["| " + label + " | " + " | ".join(f"{v:.2f}" for v in values) + " |" for label, values in table]
-    lines += ["", "![PSNR vs SNR](psnr.png)", "", "![reconstructions](grid.png)", ""]
+def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
+    """JCM 64-QAM with no denoising, MMSE and SCDM (joint decoder): ``psnr_scdm.png``, ``grid_scdm.png``."""
+    from .systems.scdm import MMSEDenoiser
+
+    images, names = sample_images("cifar")
+    dataset = TensorDataset(images)
+    codec, _ = zoo.load(SYMBOL_MODELS[0])
+    scdm, _ = zoo.load(SYMBOL_MODELS[1])
+    receivers = (("none", "JCM, no denoising", None, codec.decoder), ("mmse", "JCM + per-symbol MMSE", MMSEDenoiser(codec.prior_symbols()), codec.decoder),
+                 ("scdm-joint", "SCDM + joint decoder", scdm, scdm.decoder or codec.decoder))
+    section = Section("Symbol-level systems: JCM 64-QAM and SCDM", f"The same {len(names)} images through the JCM codec (learned 64-QAM, 128 symbols per image, trained at 18 dB) "
+                      "over AWGN, with three receivers. PSNR in dB (mean over images):", "Es/N0", list(SYMBOL_SNRS), "psnr_scdm.png", "grid_scdm.png")
+    curves_list, rows = [], [("original", images)]
+    for key, label, denoiser, decoder in receivers:
+        curves = evaluate_symbol_system(codec, dataset, list(SYMBOL_SNRS), denoiser=denoiser, decoder=decoder, batch_size=len(dataset), seed=seed, progress=progress, label=label)
+        results = {"name": label, "model": ", ".join(SYMBOL_MODELS), "description": f"{label} on the bundled samples over AWGN", "results": curves,
+                   "meta": run_metadata(seed, "cpu", dataset="bundled sample images", n_images=len(dataset), channel="awgn", snr_kind="esn0", modulation="learned 64-QAM")}
+        write_json(out / f"jcm-64qam-{key}.json", results)
+        curves_list.append(results)
+        section.rows.append((label, curves["psnr"]))
+        with torch.no_grad():
+            for snr in SYMBOL_GRID_SNRS:
+                restored = transmit_symbols(codec, dataset, snr, denoiser, batch_size=len(dataset), seed=seed).restored
+                rows.append((f"{key} {snr:g} dB", decoder(restored)[0]))
+    plot_metric(curves_list, "psnr", out / section.plot, title="bundled samples, JCM learned 64-QAM, AWGN")
+    reconstruction_grid(rows, out / section.grid, title="JCM 64-QAM over AWGN (Es/N0): no denoising, MMSE, SCDM")
+    return section
+
+
+def write_report(out: Path, sections: list[Section]) -> Path:
+    """``report.md`` and ``report.html`` with each section's PSNR table, plot and grid."""
+    lines = ["# digisem demo", ""]
+    body = ""
+    for section in sections:
+        header = "| system | " + " | ".join(f"{s:g} dB" for s in section.snrs) + " |"
+        lines += [f"## {section.title}", "", section.text + f" (SNR = {section.axis})", "", header, "|" + "---|" * (len(section.snrs) + 1)]
+        lines += ["| " + label + " | " + " | ".join(f"{v:.2f}" for v in values) + " |" for label, values in section.rows]
+        lines += ["", f"![PSNR vs SNR]({section.plot})", "", f"![reconstructions]({section.grid})", ""]
+        cells = "".join(f"<th>{s:g} dB</th>" for s in section.snrs)
+        table = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{v:.2f}</td>" for v in values) + "</tr>" for label, values in section.rows)
+        body += (f"<h2>{html.escape(section.title)}</h2><p>{html.escape(section.text)} (SNR = {section.axis})</p><table><tr><th>system</th>{cells}</tr>{table}</table>"
+                 f"<p><img src='{section.plot}' alt='PSNR vs SNR'></p><p><img src='{section.grid}' alt='reconstructions' style='max-width:100%'></p>")
     atomic_write(out / "report.md", lambda tmp: tmp.write_text("\n".join(lines)))
-    cells = "".join(f"<th>{s:g} dB</th>" for s in snrs)
-    body = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{v:.2f}</td>" for v in values) + "</tr>" for label, values in table)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>digisem demo</title>"
             f"<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.2em .6em;text-align:right}}</style></head><body>"
-            f"<h1>digisem demo</h1><p>{html.escape(lines[2])}</p><table><tr><th>system</th>{cells}</tr>{body}</table>"
-            f"<p><img src='psnr.png' alt='PSNR vs SNR'></p><p><img src='grid.png' alt='reconstructions' style='max-width:100%'></p></body></html>")
+            f"<h1>digisem demo</h1>{body}</body></html>")
     return atomic_write(out / "report.html", lambda tmp: tmp.write_text(page))

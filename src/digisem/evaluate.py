@@ -113,7 +113,67 @@ def evaluate_images(
     return curves
 
 
+class SymbolTransmission(NamedTuple):
+    """A test set sent through a symbol-level codec at one SNR (all ``[N, ...]``, on the CPU)."""
+
+    images: torch.Tensor
+    """``[N, 3, 32, 32]`` in [0, 1]."""
+    sent: torch.Tensor
+    """``[N, n], complex64``: unit-energy symbols as transmitted."""
+    received: torch.Tensor
+    """``[N, n], complex64``: after the AWGN channel."""
+    restored: torch.Tensor
+    """``[N, n], complex64``: after the denoiser (``received`` without one)."""
+
+
 @torch.no_grad()
+def transmit_symbols(
+    codec: nn.Module,
+    dataset: Dataset,
+    esn0_db: float,
+    denoiser: Callable[..., torch.Tensor] | None = None,
+    *,
+    batch_size: int = 100,
+    seed: int = 0,
+    bar: tqdm | None = None,
+) -> SymbolTransmission:
+    """Send every image of ``dataset`` through ``codec`` (``transmit`` and ``link``) at Es/N0 = ``esn0_db``
+    dB per complex symbol, then through ``denoiser(received, snr_db, generator=...)`` if given. The
+    channel and denoiser noise come from one generator seeded by ``(seed, snr)``."""
+    codec.eval()
+    generator = torch.Generator().manual_seed(derived_seed(seed, "eval", float(esn0_db)))
+    parts: dict[str, list[torch.Tensor]] = {"images": [], "sent": [], "received": [], "restored": []}
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        sent = codec.transmit(images)
+        received = codec.link(sent, float(esn0_db), generator).symbols
+        restored = received if denoiser is None else denoiser(received, float(esn0_db), generator=generator)
+        for key, value in zip(parts, (images, sent, received, restored)):
+            parts[key].append(value)
+        if bar is not None:
+            bar.update(1)
+    return SymbolTransmission(**{key: torch.cat(values) for key, values in parts.items()})
+
+
+@torch.no_grad()
+def score_symbol_transmission(transmission: SymbolTransmission, decoder: nn.Module, batch_size: int = 100) -> dict[str, float]:
+    """Decode ``transmission.restored`` with ``decoder`` and score it: mean ``psnr`` (dB, per image),
+    ``ssim``, ``ms_ssim``, ``latent_mse`` (mean ``|restored - sent|^2`` per complex symbol, unit-energy
+    symbols: the SCDM paper's Fig. 3 quantity) and ``latent_mse_channel`` (the same for ``received``)."""
+    decoder.eval()
+    sums = {"psnr": 0.0, "ssim": 0.0, "ms_ssim": 0.0}
+    for images, restored in zip(transmission.images.split(batch_size), transmission.restored.split(batch_size)):
+        x_hat = decoder(restored)[0]
+        sums["psnr"] += float(metrics.psnr(x_hat, images).sum())
+        sums["ssim"] += float(metrics.ssim(x_hat, images).sum())
+        sums["ms_ssim"] += float(metrics.ms_ssim(x_hat, images).sum())
+    count = transmission.images.shape[0]
+    scores = {key: total / count for key, total in sums.items()}
+    scores["latent_mse"] = float((transmission.restored - transmission.sent).abs().pow(2).mean())
+    scores["latent_mse_channel"] = float((transmission.received - transmission.sent).abs().pow(2).mean())
+    return scores
+
+
 def evaluate_symbol_system(
     codec: nn.Module,
     dataset: Dataset,
@@ -131,36 +191,18 @@ def evaluate_symbol_system(
     ``codec`` provides ``transmit(x) -> [B, n] complex`` (unit energy per example), ``link(symbols,
     snr_db, generator)`` and ``decoder(symbols) -> (x_hat, class_logits)``; ``decoder`` replaces the
     codec's (e.g. SCDM's jointly trained one). ``esn0_db`` is Es/N0 in dB per complex symbol.
-    Returns the ``results`` part of a results file: ``snr_db``, ``psnr`` (dB, mean of per-image
-    PSNR), ``ssim``, ``ms_ssim``, ``latent_mse`` (mean ``|restored - sent|^2`` per complex symbol,
-    unit-energy symbols: the paper's Fig. 3 quantity) and ``latent_mse_channel`` (the same before
-    the denoiser). The same seed gives the same numbers.
+    Returns the ``results`` part of a results file: ``snr_db`` and, per SNR, the scores of
+    :func:`score_symbol_transmission`. The same seed gives the same numbers.
     """
-    codec.eval()
-    decoder = (decoder or codec.decoder).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     keys = ("psnr", "ssim", "ms_ssim", "latent_mse", "latent_mse_channel")
     curves: dict[str, list[float]] = {"snr_db": [float(s) for s in esn0_db], **{key: [] for key in keys}}
-    with tqdm(total=len(esn0_db) * len(loader), desc=label, disable=not progress, leave=False) as bar:
+    batches = -(-len(dataset) // batch_size)
+    with tqdm(total=len(esn0_db) * batches, desc=label, disable=not progress, leave=False) as bar:
         for snr in esn0_db:
-            generator = torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr)))
-            sums = dict.fromkeys(keys, 0.0)
-            count = 0
-            for batch in loader:
-                images = batch[0] if isinstance(batch, (list, tuple)) else batch
-                symbols = codec.transmit(images)
-                received = codec.link(symbols, float(snr), generator).symbols
-                restored = received if denoiser is None else denoiser(received, float(snr), generator=generator)
-                x_hat = decoder(restored)[0]
-                sums["psnr"] += float(metrics.psnr(x_hat, images).sum())
-                sums["ssim"] += float(metrics.ssim(x_hat, images).sum())
-                sums["ms_ssim"] += float(metrics.ms_ssim(x_hat, images).sum())
-                sums["latent_mse"] += float((restored - symbols).abs().pow(2).mean(1).sum())
-                sums["latent_mse_channel"] += float((received - symbols).abs().pow(2).mean(1).sum())
-                count += images.shape[0]
-                bar.update(1)
+            transmission = transmit_symbols(codec, dataset, snr, denoiser, batch_size=batch_size, seed=seed, bar=bar)
+            scores = score_symbol_transmission(transmission, decoder or codec.decoder, batch_size)
             for key in keys:
-                curves[key].append(sums[key] / count)
+                curves[key].append(scores[key])
             bar.set_postfix(snr=f"{snr:g}", psnr=f"{curves['psnr'][-1]:.2f}")
     return curves
 

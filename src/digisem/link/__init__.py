@@ -50,7 +50,6 @@ __all__ = [
     "PSKConstellation",
     "Rayleigh",
     "SymbolLink",
-    "normalize_power",
     "ber_awgn",
     "ber_rayleigh_bpsk",
     "bits_to_int",
@@ -64,5 +63,6 @@ __all__ = [
     "int_to_bits",
     "make_channel",
     "noise_variance",
+    "normalize_power",
     "q_function",
 ]

@@ -1,0 +1,232 @@
+"""SCDM results (docs/results/scdm/): every receiver of the SCDM paper's comparison on one test set,
+the sampler study (quality against score-network evaluations), model sizes (Table I) and plots.
+
+Systems (64-QAM, n = 128, AWGN, SNR = Es/N0 per complex symbol):
+- JCM (single codec): trained at 18 dB, used at every SNR, no denoising;
+- JCM + MMSE: the per-symbol posterior mean under the codec's empirical symbol prior;
+- SCDM (without joint training): SCDM's output into the single codec's decoder;
+- SCDM (joint training): SCDM's output into the decoder fine-tuned on SCDM outputs (Stage 2);
+- JCM (per-SNR codecs): each codec trained at one SNR, evaluated at that SNR only.
+
+The channel noise is the same for every receiver at one SNR (one seed per SNR), so differences come
+from the receivers alone. Usage:
+  DIGISEM_DATA=../shared/data python benchmarks/scdm_report.py [--runs runs] [--limit 500]
+      [--sampler-limit 200] [--out docs/results/scdm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+from digisem import zoo
+from digisem.cli import parse_snr_range
+from digisem.data import CIFAR10, sample_images
+from digisem.evaluate import score_symbol_transmission, transmit_symbols
+from digisem.io import run_metadata, write_json
+from digisem.plots import plot_metric, reconstruction_grid
+from digisem.systems.jcm import parameter_count
+from digisem.systems.scdm import (
+    MMSEDenoiser,
+    SamplerConfig,
+    sample,
+    to_complex,
+    to_real,
+)
+
+SNRS = parse_snr_range("-18:18:6")
+PER_SNR = [-18, -12, -6, 0, 6, 12]
+SAMPLERS = [
+    SamplerConfig(),  # the paper: PC, L = 2, r = 0.16
+    SamplerConfig(corrector_steps=1),
+    SamplerConfig(corrector="none"),
+    SamplerConfig(predictor="ode", corrector="none"),
+    SamplerConfig(tweedie=True),
+]
+SAMPLER_SNRS = [-18.0, -6.0, 0.0, 6.0, 12.0]
+PAPER = {
+    "PSNR gain of SCDM over the single codec": {"-18 dB": 7.2, "-6 dB": 3.3},
+    "latent MSE improvement at -18 dB": 0.34,
+    "storage reduction (72 per-SNR codecs vs SCDM + one codec)": 7.8,
+    "model size (MB)": {"JCM": 79.94, "SCDM": 656.84},
+    "JCM authors, 64-QAM, per-SNR codecs (PSNR dB)": {"18": 25.03, "12": 24.25, "6": 22.51, "0": 19.77, "-6": 16.93, "-12": 13.77, "-18": 13.05},
+}
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "_", name).strip("_")
+
+
+def results_file(name: str, description: str, curves: dict, meta: dict) -> dict:
+    return {"name": name, "model": meta.pop("model"), "description": description, "results": curves, "meta": run_metadata(0, "cpu", snr_kind="esn0", channel="awgn", **meta)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--limit", type=int, default=500, help="test images for the main comparison (class-balanced)")
+    parser.add_argument("--sampler-limit", type=int, default=200, help="test images for the sampler study")
+    parser.add_argument("--codec", default="jcm-cifar10-64qam-cpu", help="run folder name (under --runs) of the single codec")
+    parser.add_argument("--scdm", default="scdm-cifar10-64qam-cpu", help="run folder name (under --runs) of the SCDM")
+    parser.add_argument("--out", default="docs/results/scdm")
+    args = parser.parse_args()
+    runs, out = Path(args.runs), Path(args.out)
+    codec, _ = zoo.load(runs / args.codec)
+    scdm, _ = zoo.load(runs / args.scdm)
+    mmse = MMSEDenoiser(codec.prior_symbols())
+    test_set = CIFAR10(args.data, split="test", limit=args.limit)
+    common = {"dataset": "CIFAR-10 test" + (" (JPEG copy)" if test_set.source == "folder" else ""), "n_images": len(test_set), "modulation": "learned 64-QAM, n = 128",
+              "psnr": "mean over images of per-image PSNR (all channels, data range 1)"}
+    receivers = {
+        "JCM (single codec)": (None, codec.decoder, args.codec, "JCM trained at 18 dB, used at every SNR, no denoising"),
+        "JCM + MMSE": (mmse, codec.decoder, args.codec, "single codec with the per-symbol MMSE estimator (empirical symbol prior)"),
+        "SCDM (without joint training)": (scdm, codec.decoder, args.scdm, "SCDM (PC, L = 2, r = 0.16) into the single codec's decoder"),
+        "SCDM (joint training)": (scdm, scdm.decoder, args.scdm, "SCDM (PC, L = 2, r = 0.16) into the decoder fine-tuned on SCDM outputs"),
+    }
+    curves = {name: {"snr_db": []} for name in receivers}
+    for snr in SNRS:
+        transmissions = {}
+        for name, (denoiser, decoder, _, _) in receivers.items():
+            key = id(denoiser)
+            if key not in transmissions:
+                transmissions[key] = transmit_symbols(codec, test_set, snr, denoiser, batch_size=250)
+            scores = score_symbol_transmission(transmissions[key], decoder)
+            curves[name]["snr_db"].append(snr)
+            for metric, value in scores.items():
+                curves[name].setdefault(metric, []).append(value)
+        print(f"{snr:6.1f} dB  " + "  ".join(f"{name}: {curves[name]['psnr'][-1]:.2f}" for name in receivers), flush=True)
+    all_results = []
+    for name, (_, _, model, description) in receivers.items():
+        results = results_file(name, description, curves[name], {"model": model, **common})
+        write_json(out / f"{slug(name)}.json", results)
+        all_results.append(results)
+    family = {"snr_db": []}
+    for snr in PER_SNR + [18]:
+        folder = runs / (args.codec if snr == 18 else f"jcm-cifar10-64qam-snr{snr}-cpu")
+        if not (folder / "model.safetensors").is_file():
+            print(f"missing per-SNR codec {folder}")
+            continue
+        member, _ = zoo.load(folder)
+        scores = score_symbol_transmission(transmit_symbols(member, test_set, float(snr), batch_size=250), member.decoder)
+        family["snr_db"].append(float(snr))
+        for metric, value in scores.items():
+            family.setdefault(metric, []).append(value)
+    if family["snr_db"]:
+        results = results_file("JCM (per-SNR codecs)", "one JCM per training SNR, each evaluated at its own SNR", family, {"model": "runs/jcm-cifar10-64qam-snr*-cpu", **common})
+        write_json(out / "JCM_per-SNR_codecs.json", results)
+        all_results.append(results)
+    for metric in ("psnr", "ssim", "latent_mse"):
+        plot_metric(all_results, metric, out / f"{metric}.png", title="CIFAR-10, learned 64-QAM, n = 128, AWGN")
+    study = sampler_study(codec, scdm, CIFAR10(args.data, split="test", limit=args.sampler_limit))
+    write_json(out / "sampler_study.json", {"snrs": SAMPLER_SNRS, "rows": study, "meta": run_metadata(0, "cpu", n_images=args.sampler_limit, snr_kind="esn0")})
+    plot_sampler_study(study, out / "sampler_study.png")
+    sizes = model_sizes(codec, scdm, runs, args.scdm)
+    write_json(out / "model_sizes.json", sizes)
+    grid(codec, scdm, mmse, out / "grid.png")
+    write_json(out / "paper_claims.json", PAPER)
+    print(markdown(all_results, study, sizes))
+
+
+def sampler_study(codec, scdm, test_set) -> list[dict]:
+    """Latent MSE and PSNR (single-codec and joint decoders) per sampler and SNR, with evaluation counts and time."""
+    rows = []
+    for snr in SAMPLER_SNRS:
+        base = transmit_symbols(codec, test_set, snr, None, batch_size=250)
+        start = scdm.schedule.step_for_snr(snr).expand(base.received.shape[0])
+        for config in SAMPLERS:
+            started = time.perf_counter()
+            generator = torch.Generator().manual_seed(1)
+            denoised, evaluations = sample(scdm.score, scdm.schedule, to_real(base.received), start, config, generator)
+            elapsed = time.perf_counter() - started
+            restored = base._replace(restored=to_complex(denoised))
+            single = score_symbol_transmission(restored, codec.decoder)
+            joint = score_symbol_transmission(restored, scdm.decoder)
+            rows.append({"snr_db": snr, "sampler": config.label(), "evaluations": evaluations, "seconds_per_image": elapsed / base.received.shape[0],
+                         "latent_mse": single["latent_mse"], "latent_mse_channel": single["latent_mse_channel"], "psnr_single_decoder": single["psnr"], "psnr_joint_decoder": joint["psnr"]})
+            print(f"{snr:6.1f} dB {config.label():18s} NFE {evaluations:4d}  latent MSE {single['latent_mse']:.4f}  PSNR {single['psnr']:.2f} / joint {joint['psnr']:.2f}", flush=True)
+    return rows
+
+
+def plot_sampler_study(rows: list[dict], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from digisem.io import atomic_write
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for snr in SAMPLER_SNRS:
+        chosen = sorted((r for r in rows if r["snr_db"] == snr), key=lambda r: r["evaluations"])
+        for axis, key in zip(axes, ("latent_mse", "psnr_joint_decoder")):
+            line = axis.plot([r["evaluations"] for r in chosen], [r[key] for r in chosen], "o-", label=f"{snr:g} dB")[0]
+            for r in chosen:
+                axis.annotate(r["sampler"].split(" (")[0] if "Tweedie" not in r["sampler"] else "Tweedie", (r["evaluations"], r[key]), fontsize=6, color=line.get_color())
+    axes[0].set_ylabel("latent MSE per complex symbol")
+    axes[1].set_ylabel("PSNR (dB), joint decoder")
+    for axis in axes:
+        axis.set_xscale("log")
+        axis.set_xlabel("score-network evaluations")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize="small")
+    fig.suptitle("SCDM samplers: quality against cost (Es/N0)")
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+
+
+def model_sizes(codec, scdm, runs: Path, scdm_run: str) -> dict:
+    """Parameters and fp32 megabytes (Table I); storage of a per-SNR family against SCDM + one codec."""
+    codec_mb = parameter_count(codec) * 4 / 1e6
+    score_mb = parameter_count(scdm.score) * 4 / 1e6
+    decoder_mb = parameter_count(scdm.decoder) * 4 / 1e6 if scdm.decoder is not None else 0.0
+    sizes = {
+        "JCM codec": {"parameters": parameter_count(codec), "MB": codec_mb},
+        "SCDM score network": {"parameters": parameter_count(scdm.score), "MB": score_mb},
+        "SCDM joint decoder": {"parameters": parameter_count(scdm.decoder) if scdm.decoder is not None else 0, "MB": decoder_mb},
+        "files (bytes)": {p.name: (p / "model.safetensors").stat().st_size for p in sorted(runs.glob("jcm-cifar10-64qam*-cpu")) + [runs / scdm_run] if (p / "model.safetensors").is_file()},
+    }
+    for count in (7, 72):
+        family = count * codec_mb
+        ours = codec_mb + score_mb + decoder_mb
+        sizes[f"{count} per-SNR codecs vs SCDM + codec + joint decoder"] = {"family_MB": family, "scdm_MB": ours, "reduction": family / ours}
+    return sizes
+
+
+def grid(codec, scdm, mmse, path: Path) -> None:
+    """Fig. 5: the bundled samples received at -18, -6, 0, 12 dB by the single codec, MMSE and SCDM."""
+    images, _ = sample_images("cifar")
+    samples = TensorDataset(images)
+    rows = [("original", images)]
+    for snr in (-18.0, -6.0, 0.0, 12.0):
+        plain = transmit_symbols(codec, samples, snr, None, batch_size=8)
+        rows.append((f"JCM {snr:g} dB", codec.decoder(plain.restored)[0]))
+        rows.append((f"MMSE {snr:g} dB", codec.decoder(transmit_symbols(codec, samples, snr, mmse, batch_size=8).restored)[0]))
+        rows.append((f"SCDM+joint {snr:g} dB", scdm.decoder(transmit_symbols(codec, samples, snr, scdm, batch_size=8).restored)[0]))
+    with torch.no_grad():
+        reconstruction_grid([(label, x.detach()) for label, x in rows], path, title="bundled samples, learned 64-QAM, AWGN (Es/N0)")
+
+
+def markdown(all_results: list[dict], study: list[dict], sizes: dict) -> str:
+    lines = ["| receiver | " + " | ".join(f"{s:g} dB" for s in SNRS) + " |", "|---" * (len(SNRS) + 1) + "|"]
+    for results in all_results:
+        at = dict(zip(results["results"]["snr_db"], results["results"]["psnr"]))
+        lines.append(f"| {results['name']} | " + " | ".join(f"{at[s]:.2f}" if s in at else "-" for s in SNRS) + " |")
+    lines += ["", "| receiver | " + " | ".join(f"{s:g} dB" for s in SNRS) + " |", "|---" * (len(SNRS) + 1) + "|"]
+    for results in all_results:
+        at = dict(zip(results["results"]["snr_db"], results["results"]["latent_mse"]))
+        lines.append(f"| {results['name']} latent MSE | " + " | ".join(f"{at[s]:.3f}" if s in at else "-" for s in SNRS) + " |")
+    lines += ["", "| SNR | sampler | NFE | s/image | latent MSE | PSNR single decoder | PSNR joint decoder |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['snr_db']:g} | {r['sampler']} | {r['evaluations']} | {r['seconds_per_image'] * 1000:.1f} ms | {r['latent_mse']:.4f} | {r['psnr_single_decoder']:.2f} | {r['psnr_joint_decoder']:.2f} |" for r in study]
+    lines += ["", json.dumps(sizes, indent=1)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ from digisem.imageio import read_image, tile, untile
 from digisem.systems.ampsc import AMPSC, AMPSCConfig
 from digisem.systems.jcm import JCM, JCMConfig
 from digisem.systems.scdm import SCDM, SCDMConfig
-from digisem.weights import save_weights
+from digisem.weights import read_weights, save_weights
 
 CONFIG = {"preset": "cifar", "width": 4, "num_bits": 4, "ratio": 1 / 6, "irsnet": False, "irsnet_width": 2, "kernel_size": 3, "alpha": 0.5}
 
@@ -32,10 +32,10 @@ def tiny_symbol_zoo(tiny_zoo):
     codec = JCM(JCMConfig.from_dict(jcm_config))
     codec.fit_symbol_prior(torch.rand(4, 3, 32, 32), torch.Generator().manual_seed(0))
     save_weights(codec, tiny_zoo / "jcm" / "model.safetensors", {"system": "jcm", "config": jcm_config, "name": "JCM", "recipe": "test"})
-    zoo.publish(tiny_zoo / "jcm", "jcm-cifar10-64qam")
+    zoo.publish(tiny_zoo / "jcm", "jcm-cifar10-64qam", half=True)
     scdm_config = SCDMConfig(steps=8, sigma_min=0.1, score={"channels": 8, "multipliers": [1, 1, 1], "heads": 2, "embed_dim": 16}, codec=jcm_config, joint_decoder=True)
     save_weights(SCDM(scdm_config), tiny_zoo / "scdm" / "model.safetensors", {"system": "scdm", "config": scdm_config.to_dict(), "name": "SCDM", "recipe": "test"})
-    zoo.publish(tiny_zoo / "scdm", "scdm-cifar10-64qam", codec="jcm-cifar10-64qam")
+    zoo.publish(tiny_zoo / "scdm", "scdm-cifar10-64qam", codec="jcm-cifar10-64qam", half=True)
     return tiny_zoo
 
 
@@ -73,6 +73,10 @@ def test_published_scdm_reproduces_its_sample_psnr_through_its_codec(tiny_symbol
         model, metadata = zoo.load(name)
         assert zoo.sample_psnr(model, metadata) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
     assert zoo.load("scdm-cifar10-64qam")[1]["codec"] == "jcm-cifar10-64qam"
+    stored, metadata = read_weights(zoo.resolve_weights("jcm-cifar10-64qam"))
+    assert stored["encoder.logits.weight"].dtype == torch.float16 and metadata["storage"].startswith("float16")
+    model, _ = zoo.load("jcm-cifar10-64qam")
+    assert model.encoder.logits.weight.dtype == torch.float32
 
 
 def test_send_tiles_any_image_and_reports_psnr(tiny_zoo, capsys):

@@ -19,9 +19,13 @@ class CheckpointError(RuntimeError):
     """A weights or state file is missing, corrupted or does not fit the model."""
 
 
-def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``module.state_dict()`` to a safetensors file (atomically); ``metadata`` is stored as JSON strings."""
+def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None, float_dtype: torch.dtype | None = None) -> Path:
+    """Write ``module.state_dict()`` to a safetensors file (atomically); ``metadata`` is stored as JSON
+    strings. ``float_dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type;
+    :func:`load_weights` converts them back to the module's dtype."""
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in module.state_dict().items()}
+    if float_dtype is not None:
+        state = {name: tensor.to(float_dtype) if tensor.dtype.is_floating_point else tensor for name, tensor in state.items()}
     text_metadata = {key: json.dumps(value) for key, value in (metadata or {}).items()}
     return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=text_metadata))
 

@@ -128,11 +128,15 @@ def sample_psnr(model: nn.Module, metadata: dict[str, Any]) -> float:
     return float(psnr(x_hat, images, per_image=False))
 
 
-def publish(run_dir: str | Path, name: str, codec: str | None = None) -> Path:
+def publish(run_dir: str | Path, name: str, codec: str | None = None, half: bool = False) -> Path:
     """Copy a run's weights into the zoo as ``<name>.safetensors`` with its recorded results and a
     PSNR on the bundled samples (:data:`SAMPLE_CHECKS`), and pin its sha256 in ``SHA256SUMS``.
-    ``codec``: for an SCDM, the zoo name of the codec it denoises for (recorded in its metadata)."""
+    ``codec``: for an SCDM, the zoo name of the codec it denoises for (recorded in its metadata).
+    ``half``: store floating-point weights as float16 (half the file); the sample PSNR is measured
+    with the rounded weights, the recorded results are the run's (float32)."""
     import json
+
+    import torch
 
     from ..io import atomic_write
     from ..weights import save_weights
@@ -143,10 +147,16 @@ def publish(run_dir: str | Path, name: str, codec: str | None = None) -> Path:
         metadata["results"] = json.loads(results_file.read_text())
     if codec is not None:
         metadata["codec"] = codec
+    if half:
+        with torch.no_grad():
+            for tensor in list(model.parameters()) + list(model.buffers()):
+                if tensor.dtype.is_floating_point:
+                    tensor.copy_(tensor.half().float())
+        metadata["storage"] = "float16 (results measured with the float32 run weights)"
     metadata["sample_check"] = {**SAMPLE_CHECKS[metadata["system"]], "psnr": sample_psnr(model, metadata)}
     metadata["zoo_name"] = name
     metadata["licence"] = "Apache-2.0 (weights trained by digisem on CIFAR-10)"
-    path = save_weights(model, zoo_dir() / f"{name}.safetensors", metadata)
+    path = save_weights(model, zoo_dir() / f"{name}.safetensors", metadata, float_dtype=torch.float16 if half else None)
     checksums = zoo_checksums()
     checksums[name] = hashlib.sha256(path.read_bytes()).hexdigest()
     text = "".join(f"{digest}  {entry}.safetensors\n" for entry, digest in sorted(checksums.items()))

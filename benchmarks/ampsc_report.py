@@ -19,6 +19,8 @@ from digisem.plots import plot_metric
 SYSTEMS_4BIT = ["ampsc-cifar10-4bit-cpu", "softhe22-cifar10-4bit-cpu", "softq-cifar10-4bit-cpu", "he22-cifar10-4bit-cpu", "conventional-cifar10-4bit-cpu", "conventional-quantized-cifar10-4bit-cpu",
                 "softamp-cifar10-4bit-cpu", "softamp-womatk-cifar10-4bit-cpu", "softhe22-wmatk-cifar10-4bit-cpu"]
 SYSTEMS_2BIT = ["ampsc-cifar10-2bit-cpu", "softhe22-cifar10-2bit-cpu"]
+SYSTEMS_MASK = ["ampsc-mask1p-cifar10-4bit-cpu", "ampsc-cifar10-4bit-cpu", "ampsc-mask3p-cifar10-4bit-cpu", "ampsc-mask4p-cifar10-4bit-cpu", "ampsc-mask5p-cifar10-4bit-cpu"]
+"""The mask-ratio sweep (paper Fig. 8): AMP-SC with MATK ratio p, 2p (AMP-SC itself), 3p, 4p, 5p."""
 TABLE_SNRS = [0.0, 3.0, 6.0, 9.0, 12.0, 18.0]
 PAPER_AVERAGE_4BIT = {"AMP-SC": 27.63, "SoftHe22": 27.63 - 1.24, "SoftQ": 27.63 - 1.97, "He22": 27.63 - 6.53}
 """The paper's 0-18 dB average PSNR at 4 bits (AMP-SC 27.63 dB; the others from its stated gaps)."""
@@ -68,9 +70,11 @@ def main() -> None:
     args = parser.parse_args()
     four = collect(args.runs, SYSTEMS_4BIT, args.out)
     two = collect(args.runs, SYSTEMS_2BIT, args.out)
-    for label, results_list in (("4bit", four), ("2bit", two)):
+    mask = collect(args.runs, SYSTEMS_MASK, args.out)
+    for label, results_list in (("4bit", four), ("2bit", two), ("mask", mask)):
         if results_list:
-            plot_metric(results_list, "psnr", args.out / f"psnr_{label}.png", title=f"CIFAR-10, {label[0]} bits, BSC (16-QAM Gray BER at Eb/N0)")
+            bits = "2 bits" if label == "2bit" else "4 bits"
+            plot_metric(results_list, "psnr", args.out / f"psnr_{label}.png", title=f"CIFAR-10, {bits}, BSC (16-QAM Gray BER at Eb/N0)")
             print(f"\n{label}\n" + table(results_list))
     commands = args.runs / "ampsc_cpu_commands.log"
     if commands.is_file():

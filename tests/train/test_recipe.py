@@ -1,5 +1,11 @@
+from pathlib import Path
+
 import pytest
 
+from digisem.systems.ampsc import AMPSCConfig
+from digisem.systems.jcm import JCMConfig
+from digisem.systems.scdm import SamplerConfig, SCDMConfig, ScoreNetConfig
+from digisem.train.amp import resolve_schedule
 from digisem.train.recipe import RecipeError, apply_override, load_recipe, stage_key
 
 
@@ -58,3 +64,25 @@ def test_base_recipe_merge_and_cycle(tmp_path):
     (tmp_path / "b.yaml").write_text(f"base: {tmp_path / 'a.yaml'}\nname: b\nsystem: ampsc\n")
     with pytest.raises(RecipeError, match="cycle"):
         load_recipe(str(tmp_path / "a.yaml"))
+
+
+RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_bundled_recipe_loads_and_its_config_is_valid(name):
+    """Catches typos in the shipped YAML: every key must be one the system's config knows."""
+    recipe = load_recipe(name)
+    assert recipe["name"] == name
+    if recipe["system"] == "ampsc":
+        AMPSCConfig.from_dict(recipe["model"])
+        resolve_schedule(recipe)
+    elif recipe["system"] == "jcm":
+        JCMConfig.from_dict(recipe["model"])
+        assert {"snr_db", "epochs", "lr"} <= set(recipe["train"])
+    else:
+        assert recipe["system"] == "scdm"
+        config = SCDMConfig.from_dict(recipe["model"])
+        SamplerConfig(**config.sampler)
+        ScoreNetConfig(**config.score)
+        assert load_recipe(recipe["codec"])["system"] == "jcm"

@@ -18,7 +18,12 @@ from torch.utils.data import TensorDataset
 
 from . import zoo
 from .data import sample_images
-from .evaluate import evaluate_images, evaluate_symbol_system, make_image_link, transmit_symbols
+from .evaluate import (
+    evaluate_images,
+    evaluate_symbol_system,
+    make_image_link,
+    transmit_symbols,
+)
 from .io import atomic_write, run_metadata, write_json
 from .plots import plot_metric, reconstruction_grid
 

@@ -21,7 +21,7 @@ def smoke_runs(tmp_path_factory):
 
 
 def test_jcm_and_scdm_recipes_write_run_folders(smoke_runs):
-    runs, codec_dir, scdm_dir = smoke_runs
+    _, codec_dir, scdm_dir = smoke_runs
     codec_results = json.loads((codec_dir / "results.json").read_text())
     assert codec_results["name"] == "JCM" and codec_results["meta"]["snr_kind"] == "esn0"
     assert codec_results["results"]["snr_db"] == [-6.0, 6.0]

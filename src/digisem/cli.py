@@ -269,14 +269,14 @@ def command_zoo(args: argparse.Namespace) -> int:
     if not names:
         print("the zoo is empty")
         return 0
-    print(f"{'name':28s} {'system':7s} {'paper name':16s} {'PSNR 0-18 dB':>12s} {'samples @6 dB':>13s}  recipe")
+    print(f"{'name':24s} {'system':6s} {'paper name':26s} {'avg 0-18 dB':>11s}  {'bundled samples':30s} recipe")
     for name in names:
         _, metadata = read_weights(zoo.resolve_weights(name))
-        summary = metadata.get("results", {}).get("summary", {})
-        average = summary.get("psnr_avg_0_18")
-        check = metadata.get("sample_check", {}).get("psnr")
-        print(f"{name:28s} {metadata.get('system', '?'):7s} {metadata.get('name', '?'):16s} "
-              f"{(f'{average:.2f} dB' if average is not None else '-'):>12s} {(f'{check:.2f} dB' if check is not None else '-'):>13s}  {metadata.get('recipe', '?')}")
+        average = metadata.get("results", {}).get("summary", {}).get("psnr_avg_0_18")
+        check = metadata.get("sample_check", {})
+        kind = "Eb/N0" if metadata.get("system") == "ampsc" else "Es/N0"
+        check_text = f"{check['psnr']:.2f} dB at {check['snr_db']:g} dB {kind} ({check['channel']})" if "psnr" in check else "-"
+        print(f"{name:24s} {metadata.get('system', '?'):6s} {metadata.get('name', '?'):26s} {(f'{average:.2f} dB' if average is not None else '-'):>11s}  {check_text:30s} {metadata.get('recipe', '?')}")
     return 0
 
 

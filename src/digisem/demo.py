@@ -56,7 +56,7 @@ def bit_level_demo(out: Path, snrs: list[float], models: tuple[str, ...], seed: 
     images, names = sample_images("cifar")
     dataset = TensorDataset(images)
     section = Section("Bit-level systems: 4 bits per value, 16-QAM Gray", f"The {len(names)} bundled CIFAR-10 sample images, sent as 4-bit integers over a real 16-QAM Gray link "
-                      "(AWGN, hard decisions) by pretrained systems from the zoo. PSNR in dB (mean over images):", "Eb/N0", snrs, "psnr.png", "grid.png")
+                      "(AWGN, hard decisions) by pretrained systems from the zoo. PSNR in dB, mean over images", "Eb/N0", snrs, "psnr.png", "grid.png")
     curves_list, rows = [], [("original", images)]
     for model_name in models:
         model, metadata = zoo.load(model_name)
@@ -90,7 +90,7 @@ def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
     receivers = (("none", "JCM, no denoising", None, codec.decoder), ("mmse", "JCM + per-symbol MMSE", MMSEDenoiser(codec.prior_symbols()), codec.decoder),
                  ("scdm-joint", "SCDM + joint decoder", scdm, scdm.decoder or codec.decoder))
     section = Section("Symbol-level systems: JCM 64-QAM and SCDM", f"The same {len(names)} images through the JCM codec (learned 64-QAM, 128 symbols per image, trained at 18 dB) "
-                      "over AWGN, with three receivers. PSNR in dB (mean over images):", "Es/N0", list(SYMBOL_SNRS), "psnr_scdm.png", "grid_scdm.png")
+                      "over AWGN, with three receivers. PSNR in dB, mean over images", "Es/N0", list(SYMBOL_SNRS), "psnr_scdm.png", "grid_scdm.png")
     curves_list, rows = [], [("original", images)]
     for key, label, denoiser, decoder in receivers:
         curves = evaluate_symbol_system(codec, dataset, list(SYMBOL_SNRS), denoiser=denoiser, decoder=decoder, batch_size=len(dataset), seed=seed, progress=progress, label=label)
@@ -114,12 +114,12 @@ def write_report(out: Path, sections: list[Section]) -> Path:
     body = ""
     for section in sections:
         header = "| system | " + " | ".join(f"{s:g} dB" for s in section.snrs) + " |"
-        lines += [f"## {section.title}", "", section.text + f" (SNR = {section.axis})", "", header, "|" + "---|" * (len(section.snrs) + 1)]
+        lines += [f"## {section.title}", "", section.text + f"; SNR = {section.axis}:", "", header, "|" + "---|" * (len(section.snrs) + 1)]
         lines += ["| " + label + " | " + " | ".join(f"{v:.2f}" for v in values) + " |" for label, values in section.rows]
         lines += ["", f"![PSNR vs SNR]({section.plot})", "", f"![reconstructions]({section.grid})", ""]
         cells = "".join(f"<th>{s:g} dB</th>" for s in section.snrs)
         table = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{v:.2f}</td>" for v in values) + "</tr>" for label, values in section.rows)
-        body += (f"<h2>{html.escape(section.title)}</h2><p>{html.escape(section.text)} (SNR = {section.axis})</p><table><tr><th>system</th>{cells}</tr>{table}</table>"
+        body += (f"<h2>{html.escape(section.title)}</h2><p>{html.escape(section.text)}; SNR = {section.axis}:</p><table><tr><th>system</th>{cells}</tr>{table}</table>"
                  f"<p><img src='{section.plot}' alt='PSNR vs SNR'></p><p><img src='{section.grid}' alt='reconstructions' style='max-width:100%'></p>")
     atomic_write(out / "report.md", lambda tmp: tmp.write_text("\n".join(lines)))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>digisem demo</title>"

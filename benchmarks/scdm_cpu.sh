@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 recipes=("$@")
 if [ ${#recipes[@]} -eq 0 ]; then
-  recipes=(jcm-cifar10-64qam-cpu scdm-cifar10-64qam-cpu jcm-cifar10-64qam-snr-18-cpu jcm-cifar10-64qam-snr-6-cpu
+  recipes=(jcm-cifar10-64qam-cpu scdm-cifar10-64qam-cpu scdm-cifar10-64qam-tweedie-cpu jcm-cifar10-64qam-snr-18-cpu jcm-cifar10-64qam-snr-6-cpu
            jcm-cifar10-64qam-snr6-cpu jcm-cifar10-64qam-snr0-cpu jcm-cifar10-64qam-snr12-cpu jcm-cifar10-64qam-snr-12-cpu)
 fi
 mkdir -p runs

@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--sampler-limit", type=int, default=200, help="test images for the sampler study")
     parser.add_argument("--codec", default="jcm-cifar10-64qam-cpu", help="run folder name (under --runs) of the single codec")
     parser.add_argument("--scdm", default="scdm-cifar10-64qam-cpu", help="run folder name (under --runs) of the SCDM")
+    parser.add_argument("--tweedie", default="scdm-cifar10-64qam-tweedie-cpu", help="run folder name of the SCDM-Tweedie variant (skipped if absent)")
     parser.add_argument("--out", default="docs/results/scdm")
     args = parser.parse_args()
     runs, out = Path(args.runs), Path(args.out)
@@ -90,6 +91,9 @@ def main() -> None:
         "SCDM (without joint training)": (scdm, codec.decoder, args.scdm, "SCDM (PC, L = 2, r = 0.16) into the single codec's decoder"),
         "SCDM (joint training)": (scdm, scdm.decoder, args.scdm, "SCDM (PC, L = 2, r = 0.16) into the decoder fine-tuned on SCDM outputs"),
     }
+    if (runs / args.tweedie / "model.safetensors").is_file():
+        tweedie, _ = zoo.load(runs / args.tweedie)
+        receivers["SCDM-Tweedie (joint training)"] = (tweedie, tweedie.decoder, args.tweedie, "SCDM's score network, one-step Tweedie posterior mean, into a decoder fine-tuned on its outputs")
     curves = {name: {"snr_db": []} for name in receivers}
     for snr in SNRS:
         transmissions = {}

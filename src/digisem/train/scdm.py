@@ -137,7 +137,9 @@ def run_scdm_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_
     images = all_images(training_dataset(recipe["data"], data_root), recipe["data"].get("train_limit"))
     symbols = encode(codec, images)
     codec_key = stage_key({"codec": codec_source, "weights": codec_metadata.get("recipe"), "results": codec_metadata.get("results")})
-    fingerprint = {"system": "scdm", "codec": codec_key, "model": recipe["model"], "data": recipe["data"], "train": recipe["train"], "seed": seed}
+    # the sampler does not change score matching: recipes that differ only in it share the score stage
+    score_model = {key: value for key, value in recipe["model"].items() if key != "sampler"}
+    fingerprint = {"system": "scdm", "codec": codec_key, "model": score_model, "data": recipe["data"], "train": recipe["train"], "seed": seed}
     score_dir = runs_dir / "_stages" / f"{stage_key(fingerprint)}-score"
     train = recipe["train"]
 
@@ -149,7 +151,7 @@ def run_scdm_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_
     logs = fit_stage(model, score_stage, TensorDataset(to_real(symbols)), score_dir, batch_size=int(train["batch_size"]), seed=seed, device=device,
                      progress=progress, resume=resume, optional_parts=("decoder",))
     if model.decoder is not None:
-        joint_dir = runs_dir / "_stages" / f"{stage_key({**fingerprint, 'joint': joint})}-joint"
+        joint_dir = runs_dir / "_stages" / f"{stage_key({**fingerprint, 'sampler': recipe['model'].get('sampler'), 'joint': joint})}-joint"
         count = min(int(joint["images"]), images.shape[0])
         model.cpu()
         inputs_file = joint_dir / "inputs.safetensors"

@@ -229,4 +229,4 @@ def adversarial_training_step(
     if awp is not None:
         awp.restore()
     optimizer.step()
-    return float(loss)
+    return float(loss.detach())

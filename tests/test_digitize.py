@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from digisem.digitize import ScalarQuantizer
-from digisem.link import BSCLink
+from digisem.digitize import ScalarQuantizer, VectorQuantizer
+from digisem.link import BSCLink, bits_to_int, int_to_bits
 
 
 def test_bounded_range_is_minus_7_5_to_8_5_at_4_bits_and_minus_1_5_to_2_5_at_2_bits():
@@ -83,3 +83,40 @@ def test_relaxed_is_differentiable_and_reproducible():
     assert torch.equal(features.grad, torch.ones(3, 5))
     assert torch.equal(out, q.relaxed(features, 0.5, torch.Generator().manual_seed(7)))
     assert torch.equal(q.relaxed(features, 0.0), features)
+
+
+def test_vector_quantizer_picks_the_nearest_basis_vector_and_passes_gradients_straight_through(generator):
+
+    quantizer = VectorQuantizer(codebook_size=16, dim=4, beta=0.25)
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.randn(16, 4, generator=generator))
+    features = torch.randn(3, 5, 4, generator=generator, requires_grad=True)
+    quantized, indices, losses = quantizer(features)
+    brute = torch.cdist(features.detach().reshape(-1, 4), quantizer.codebook.detach()).argmin(1).reshape(3, 5)
+    assert torch.equal(indices, brute) and quantizer.bits_per_index == 4
+    assert torch.allclose(quantized, quantizer.codebook.detach()[brute])
+    assert torch.equal(bits_to_int(int_to_bits(indices, 4)), indices), "indices travel as 4-bit integers"
+    upstream = torch.randn(3, 5, 4, generator=generator)
+    (quantized * upstream).sum().backward()
+    assert torch.allclose(features.grad, upstream), "straight-through: the decoder's gradient reaches z_e unchanged"
+    assert quantizer.codebook.grad is None, "the reconstruction term gives the codebook no gradient"
+    distance = (features.detach() - quantizer.codebook.detach()[brute]).pow(2).mean()
+    assert float(losses["codebook"].detach()) == pytest.approx(float(distance)) and float(losses["commitment"].detach()) == pytest.approx(0.25 * float(distance))
+    features.grad = None
+    losses["codebook"].backward()
+    assert features.grad is None and quantizer.codebook.grad.abs().sum() > 0, "codebook term trains only the basis vectors"
+
+
+def test_vector_quantizer_orthogonality_term_and_errors():
+
+    quantizer = VectorQuantizer(codebook_size=4, dim=4)
+    with torch.no_grad():
+        quantizer.codebook.copy_(3 * torch.eye(4))
+    assert float(quantizer.orthogonality()) == pytest.approx(0.0, abs=1e-7)
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.ones(4, 4))
+    assert float(quantizer.orthogonality()) == pytest.approx(1.0), "identical directions: every off-diagonal cosine is 1"
+    with pytest.raises(ValueError, match=r"features must be float \[\.\.\., 4\]"):
+        quantizer(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 3\]"):
+        quantizer.lookup(torch.tensor([4]))

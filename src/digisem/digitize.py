@@ -184,3 +184,71 @@ class LearnedConstellation(nn.Module):
         if self.real_dims_per_symbol == 1:
             return torch.complex(self.levels, torch.zeros_like(self.levels))
         return torch.complex(self.levels[:, None].expand(-1, self.num_levels), self.levels[None, :].expand(self.num_levels, -1)).reshape(-1)
+
+
+class VectorQuantizer(nn.Module):
+    """A learned codebook shared by transmitter and receiver (the masked VQ-VAE, eqs. 11-12).
+
+    Parameters
+    ----------
+    codebook_size : int
+        J, the number of basis vectors (the paper: 256, i.e. 8 bits per index).
+    dim : int
+        D, the dimension of each basis vector.
+    beta : float
+        Weight of the commitment term of eq. 12 (0.25 in the authors' code).
+
+    Input: ``features : [..., D]`` float, the encoder's continuous features ``z_e``.
+    Output: :meth:`forward` returns ``(quantized [..., D], indices [...] int64, losses)``: the nearest
+    basis vectors (eq. 11) with the straight-through gradient (the decoder's gradient is copied to
+    ``z_e``), their indices in ``[0, J)`` (``bits_per_index`` bits each on the wire), and the
+    ``codebook`` (``||ng[z_e] - e||^2``, trains the basis vectors) and ``commitment``
+    (``beta ||z_e - ng[e]||^2``, trains the encoder) terms of eq. 12 as means over all entries.
+    """
+
+    def __init__(self, codebook_size: int = 256, dim: int = 32, beta: float = 0.25):
+        super().__init__()
+        if codebook_size < 2 or dim < 1 or beta < 0:
+            raise ValueError(f"need codebook_size >= 2, dim >= 1, beta >= 0; got {codebook_size}, {dim}, {beta}")
+        self.codebook = nn.Parameter(torch.empty(codebook_size, dim).uniform_(-1 / codebook_size, 1 / codebook_size))
+        self.beta = float(beta)
+        self.bits_per_index = max(1, math.ceil(math.log2(codebook_size)))
+
+    def extra_repr(self) -> str:
+        return f"codebook_size={self.codebook.shape[0]}, dim={self.codebook.shape[1]}, beta={self.beta}, bits_per_index={self.bits_per_index}"
+
+    def _check(self, features: torch.Tensor) -> None:
+        if not features.dtype.is_floating_point or features.dim() < 1 or features.shape[-1] != self.codebook.shape[1]:
+            raise ValueError(f"features must be float [..., {self.codebook.shape[1]}], got {features.dtype} shape {tuple(features.shape)}")
+
+    def indices(self, features: torch.Tensor) -> torch.Tensor:
+        """Eq. 11: index of the nearest basis vector (Euclidean), ``[..., D] -> [...]`` int64."""
+        self._check(features)
+        flat = features.detach().reshape(-1, features.shape[-1])
+        distances = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.detach().T + self.codebook.detach().pow(2).sum(1)[None, :]
+        return distances.argmin(1).reshape(features.shape[:-1])
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Basis vectors of ``indices [...]`` (integers in ``[0, J)``): ``[..., D]``."""
+        if indices.dtype.is_floating_point or indices.dtype.is_complex:
+            raise TypeError(f"indices must be integers, got {indices.dtype}")
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook.shape[0]):
+            raise ValueError(f"indices must lie in [0, {self.codebook.shape[0] - 1}], got min {int(indices.min())}, max {int(indices.max())}")
+        return self.codebook[indices]
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        indices = self.indices(features)
+        basis = self.lookup(indices)
+        losses = {"codebook": (features.detach() - basis).pow(2).mean(), "commitment": self.beta * (features - basis.detach()).pow(2).mean()}
+        quantized = features + (basis - features).detach()
+        return quantized, indices, losses
+
+    def orthogonality(self) -> torch.Tensor:
+        """The codebook term of Sec. IV-B3: squared cosine similarities between distinct basis vectors,
+        ``||E^T E - I||_F^2 / (J (J - 1))`` for the normalized codebook ``E`` (0 when the basis vectors
+        are mutually orthogonal; the diagonal of ``E^T E`` is 1 whatever the codebook, so dropping it
+        changes only a constant of the paper's ``||E^T E||``)."""
+        normalized = nn.functional.normalize(self.codebook, dim=1)
+        gram = normalized @ normalized.T
+        size = gram.shape[0]
+        return (gram - torch.eye(size, device=gram.device, dtype=gram.dtype)).pow(2).sum() / (size * (size - 1))

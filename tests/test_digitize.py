@@ -112,10 +112,10 @@ def test_vector_quantizer_orthogonality_term_and_errors():
     quantizer = VectorQuantizer(codebook_size=4, dim=4)
     with torch.no_grad():
         quantizer.codebook.copy_(3 * torch.eye(4))
-    assert float(quantizer.orthogonality()) == pytest.approx(0.0, abs=1e-7)
+    assert float(quantizer.orthogonality().detach()) == pytest.approx(0.0, abs=1e-7)
     with torch.no_grad():
         quantizer.codebook.copy_(torch.ones(4, 4))
-    assert float(quantizer.orthogonality()) == pytest.approx(1.0), "identical directions: every off-diagonal cosine is 1"
+    assert float(quantizer.orthogonality().detach()) == pytest.approx(1.0), "identical directions: every off-diagonal cosine is 1"
     with pytest.raises(ValueError, match=r"features must be float \[\.\.\., 4\]"):
         quantizer(torch.randn(2, 3))
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 3\]"):

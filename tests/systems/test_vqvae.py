@@ -1,0 +1,64 @@
+"""FIM (eqs. 13-16), similarity terms (eq. 17, threshold delta) and Table I's symbol counts."""
+
+import pytest
+import torch
+
+from digisem.systems.vqvae import (
+    FeatureImportanceModule,
+    jpeg_ldpc_symbols,
+    masked_vqvae_symbols,
+    redundant_features,
+    similarity_loss,
+)
+
+
+def test_fim_pools_reweights_and_reads_importance_from_its_weights(generator):
+    fim = FeatureImportanceModule(features=5, classes=3)
+    with torch.no_grad():
+        fim.auxiliary.weight.copy_(torch.randn(3, 6, generator=generator))
+        fim.auxiliary.bias.zero_()
+    feature_map = torch.randn(2, 7, 5, generator=generator)
+    out = fim(feature_map, snr_db=torch.tensor([3.0, 10.0]))
+    column_means = fim.auxiliary.weight[:, 1:].mean(0)  # eq. 14, the SNR column excluded
+    expected_importance = torch.exp(column_means) / torch.exp(column_means).sum()
+    assert torch.allclose(out["importance"], expected_importance)
+    assert torch.allclose(out["features"], feature_map * expected_importance)  # f~_n = w^_n f_n
+    pooled = torch.cat([torch.tensor([[0.3], [1.0]]), feature_map.mean(1)], dim=1)  # [mu, GAP] (eq. 13)
+    assert torch.allclose(out["logits"], torch.relu(pooled) @ fim.auxiliary.weight.T)
+    assert bool(out["kept"].all())
+    assert not torch.allclose(fim(feature_map, 0.0)["logits"], fim(feature_map, 20.0)["logits"]), "the SNR is an input"
+
+
+def test_fim_threshold_masks_unimportant_features_and_trains_through_both_paths(generator):
+    fim = FeatureImportanceModule(features=4, classes=2, threshold=1.0)
+    with torch.no_grad():
+        fim.auxiliary.weight.copy_(torch.tensor([[0.0, 2.0, 2.0, -2.0, 0.0], [0.0, 2.0, 2.0, -2.0, 0.0]]))
+    feature_map = torch.randn(3, 6, 4, generator=generator)
+    out = fim(feature_map, 5.0)
+    # importances softmax([2, 2, -2, 0]): features 3 and 4 fall below the uniform 1/4
+    assert out["kept"].tolist() == [True, True, False, False]
+    assert torch.equal(out["features"][..., 2:], torch.zeros(3, 6, 2))
+    loss = torch.nn.functional.cross_entropy(out["logits"], torch.tensor([0, 1, 0])) + out["features"].pow(2).sum()
+    loss.backward()
+    assert fim.auxiliary.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"feature map \[B, M, 4\]"):
+        fim(torch.randn(2, 4), 0.0)
+
+
+def test_similarity_loss_and_redundant_features():
+    identical = torch.ones(1, 3, 4)
+    orthogonal = torch.eye(3, 4)[None]
+    assert float(similarity_loss(identical)) == pytest.approx(-9.0)  # all 9 cosines are 1
+    assert float(similarity_loss(orthogonal)) == pytest.approx(-3.0)  # only the diagonal
+    features = torch.tensor([[[1.0, 0.0], [0.99, 0.1], [0.0, 1.0], [0.05, 1.0]]])
+    assert redundant_features(features, 0.95).tolist() == [[False, True, False, True]]
+    assert redundant_features(features, 0.9999).tolist() == [[False, False, False, False]]
+    with pytest.raises(ValueError, match="delta"):
+        redundant_features(features, 2.0)
+
+
+def test_table_one_symbol_counts_match_the_paper():
+    assert jpeg_ldpc_symbols(224, 224, 3, 8, 0.5, 11.2, 4) == pytest.approx(53760)
+    assert masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4) == pytest.approx(196)
+    assert masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4, code_rate=0.5) == pytest.approx(392)
+    assert masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4) / jpeg_ldpc_symbols(224, 224, 3, 8, 0.5, 11.2, 4) == pytest.approx(0.0036, abs=1e-4)

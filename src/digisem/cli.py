@@ -122,6 +122,14 @@ def command_ber(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_curves(curves: dict[str, list[float]], axis: str, columns: list[tuple[str, str, str]]) -> None:
+    """Print a results table: one row per ``curves["snr_db"]`` point, ``columns`` as (key, header, format)."""
+    widths = [max(len(header), 10) for _, header, _ in columns]
+    print("\n" + f"{axis:>10s} " + " ".join(f"{header:>{width}s}" for (_, header, _), width in zip(columns, widths)))
+    for index, snr in enumerate(curves["snr_db"]):
+        print(f"{snr:10.1f} " + " ".join(f"{curves[key][index]:>{width}{spec}}" for (key, _, spec), width in zip(columns, widths)))
+
+
 def command_train(args: argparse.Namespace) -> int:
     """Train a recipe (recipes/<name>.yaml or a path) with key=value overrides; --resume continues an interrupted run."""
     from digisem.train.recipe import load_recipe
@@ -183,9 +191,7 @@ def command_eval(args: argparse.Namespace) -> int:
             x_hat = image_link.send(model, samples, snr, generator)["x_hat"]
             rows.append((f"{snr:g} dB", x_hat))
     reconstruction_grid(rows, out / "grid.png", title=f"{name}, {args.channel}, Eb/N0")
-    print(f"\n{'Eb/N0 (dB)':>10s} {'PSNR (dB)':>10s} {'SSIM':>7s} {'MS-SSIM':>8s} {'bit errors':>10s}")
-    for index, snr in enumerate(curves["snr_db"]):
-        print(f"{snr:10.1f} {curves['psnr'][index]:10.2f} {curves['ssim'][index]:7.4f} {curves['ms_ssim'][index]:8.4f} {curves['ber'][index]:10.2e}")
+    print_curves(curves, "Eb/N0 (dB)", [("psnr", "PSNR (dB)", ".2f"), ("ssim", "SSIM", ".4f"), ("ms_ssim", "MS-SSIM", ".4f"), ("ber", "bit errors", ".2e")])
     print(f"\nwrote {out / 'results.json'}, {out / 'psnr.png'} and {out / 'grid.png'}")
     return 0
 
@@ -253,9 +259,7 @@ def _eval_symbol_codec(args: argparse.Namespace, codec, metadata) -> int:
             out_batch = codec(samples, snr_db=snr, denoiser=denoiser, generator=torch.Generator().manual_seed(args.seed))
             rows.append((f"{snr:g} dB", (decoder or codec.decoder)(out_batch["restored"])[0]))
     reconstruction_grid(rows, out / "grid.png", title=f"{name}, AWGN, Es/N0")
-    print(f"\n{'Es/N0 (dB)':>10s} {'PSNR (dB)':>10s} {'SSIM':>7s} {'MS-SSIM':>8s} {'latent MSE':>11s} {'channel MSE':>12s}")
-    for index, snr in enumerate(curves["snr_db"]):
-        print(f"{snr:10.1f} {curves['psnr'][index]:10.2f} {curves['ssim'][index]:7.4f} {curves['ms_ssim'][index]:8.4f} {curves['latent_mse'][index]:11.4f} {curves['latent_mse_channel'][index]:12.4f}")
+    print_curves(curves, "Es/N0 (dB)", [("psnr", "PSNR (dB)", ".2f"), ("ssim", "SSIM", ".4f"), ("ms_ssim", "MS-SSIM", ".4f"), ("latent_mse", "latent MSE", ".4f"), ("latent_mse_channel", "channel MSE", ".4f")])
     print(f"\nwrote {out / 'results.json'}, {out / 'psnr.png'}, {out / 'latent_mse.png'} and {out / 'grid.png'}")
     return 0
 

@@ -85,7 +85,7 @@ def test_jcm_rejects_bad_images_and_configs():
         model(torch.rand(2, 3, 64, 64))
     with pytest.raises(ValueError, match="multiple of 8"):
         JCMConfig(channel_uses=100)
-    with pytest.raises(ValueError, match="unknown JCM config keys"):
+    with pytest.raises(ValueError, match="unknown JCMConfig keys"):
         JCMConfig.from_dict({"order": 16, "colour": "red"})
     with pytest.raises(ValueError, match="no symbol prior"):
         model.prior_symbols()

@@ -14,11 +14,9 @@ the five training steps (eqs. 9-21) and the receiver complexity of Table V. The 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -27,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..digitize import ScalarQuantizer
 from ..nn import RCB, SqueezeExcitation, TransposedRCB
+from .config import DictConfig
 
 PRESET_DOWNSAMPLING = {"cifar": 4, "hr": 16}
 """Spatial downsampling factor of each preset: ``"cifar"`` (Table III CIFAR10 column) and ``"hr"``
@@ -42,7 +41,7 @@ MODES = ("analog", "relaxed", "digital")
 
 
 @dataclass(frozen=True)
-class AMPSCConfig:
+class AMPSCConfig(DictConfig):
     """Architecture of an AMP-SC model; stored as JSON next to its weights (:meth:`to_dict`).
 
     Parameters
@@ -125,19 +124,6 @@ class AMPSCConfig:
 
     def _input_rule(self) -> str:
         return f"preset {self.preset!r}" + (" with IRSNet" if self.irsnet else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serializable dict of every field."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AMPSCConfig:
-        """Inverse of :meth:`to_dict`; missing keys take their defaults, unknown keys raise ``ValueError``."""
-        known = [field.name for field in dataclasses.fields(cls)]
-        for key in values:
-            if key not in known:
-                raise ValueError(f"unknown AMPSCConfig key {key!r}; known keys: {', '.join(known)}")
-        return cls(**values)
 
 
 def _downsampling_steps(downsampling: int) -> int:

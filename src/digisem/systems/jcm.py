@@ -15,8 +15,7 @@ normalization makes each image's output independent of the rest of its batch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -25,6 +24,7 @@ from torch.nn import functional as F
 from ..digitize import LearnedConstellation
 from ..link import SymbolLink, normalize_power
 from ..nn import ResidualBlock
+from .config import DictConfig
 
 IMAGE_SIZE = 32
 LATENT_SIDE = 4
@@ -32,7 +32,7 @@ LATENT_SIDE = 4
 
 
 @dataclass
-class JCMConfig:
+class JCMConfig(DictConfig):
     """Hyper-parameters of a JCM codec.
 
     ``order``: constellation order M (2 = BPSK, 4/16/64/256-QAM); ``channel_uses``: n complex symbols
@@ -58,19 +58,6 @@ class JCMConfig:
             raise ValueError(f"width must be a positive multiple of 4, got {self.width}")
         if self.decoder_blocks < 1 or self.classes < 0 or self.prior_size < 1:
             raise ValueError(f"need decoder_blocks >= 1, classes >= 0, prior_size >= 1; got {self.decoder_blocks}, {self.classes}, {self.prior_size}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for recipes and weights metadata)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> JCMConfig:
-        """Build from a dict; unknown keys raise ValueError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown JCM config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
 
 
 class JCMEncoder(nn.Module):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..link.constellation import check_symbols
+from .config import DictConfig
 from .jcm import JCMConfig, JCMDecoder
 
 SNR_TOLERANCE_STEPS = 0.5
@@ -399,7 +400,7 @@ def tweedie(score_fn: ScoreFn, noisy: torch.Tensor, sigma: torch.Tensor) -> torc
 
 
 @dataclass
-class SCDMConfig:
+class SCDMConfig(DictConfig):
     """An SCDM: its noise schedule, score network, default sampler, and the codec it was trained on.
 
     ``codec`` is the JCM config (needed for the jointly trained decoder, ``joint_decoder=True``).
@@ -412,19 +413,6 @@ class SCDMConfig:
     sampler: dict[str, Any] = field(default_factory=dict)
     codec: dict[str, Any] = field(default_factory=dict)
     joint_decoder: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for recipes and weights metadata)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SCDMConfig:
-        """Build from a dict; unknown keys raise ValueError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown SCDM config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
 
 
 class SCDM(nn.Module):

@@ -1,0 +1,43 @@
+"""JPEG baseline: budget search, bit round trip, and corrupted files counted as failures."""
+
+import pytest
+import torch
+
+from digisem.data import sample_images
+from digisem.metrics import psnr
+from digisem.systems.classical import (
+    bits_to_bytes,
+    bytes_to_bits,
+    decode_jpeg,
+    jpeg_bytes,
+    jpeg_for_budget,
+)
+
+
+def test_jpeg_round_trip_and_budget_search():
+    image = sample_images("cifar")[0][0]
+    data, quality = jpeg_for_budget(image, 8 * 1000)
+    assert 8 * len(data) <= 8 * 1000
+    assert quality == 95 or 8 * len(jpeg_bytes(image, quality + 1)) > 8 * 1000, "the highest quality that fits"
+    decoded = decode_jpeg(bits_to_bytes(bytes_to_bits(data)), (32, 32))
+    assert decoded is not None and decoded.shape == (3, 32, 32)
+    assert float(psnr(decoded[None], image[None])) > 20
+    low = decode_jpeg(jpeg_for_budget(image, 8 * 700)[0], (32, 32))  # a 32x32 JPEG carries ~620 bytes of headers
+    assert float(psnr(low[None], image[None])) < float(psnr(decoded[None], image[None])), "a smaller budget costs quality"
+    with pytest.raises(ValueError, match="no JPEG quality fits 100 bits"):
+        jpeg_for_budget(image, 100)
+
+
+def test_corrupted_or_truncated_files_are_failed_transmissions():
+    image = sample_images("cifar")[0][1]
+    data = jpeg_bytes(image, 75)
+    assert decode_jpeg(data[:20], (32, 32)) is None
+    assert decode_jpeg(b"\x00" * len(data), (32, 32)) is None
+    assert decode_jpeg(data, (64, 64)) is None, "a file of the wrong size is a failure too"
+    bits = bytes_to_bits(data)
+    flipped = bits.clone()
+    flipped[: 8 * 4] ^= 1  # destroy the SOI marker and the start of the header
+    assert decode_jpeg(bits_to_bytes(flipped), (32, 32)) is None
+    assert torch.equal(bytes_to_bits(bits_to_bytes(bits)), bits)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        bits_to_bytes(bits[:-3])

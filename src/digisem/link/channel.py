@@ -23,7 +23,7 @@ from .constellation import check_symbols
 
 SNR_DB_MIN = -50.0
 SNR_DB_MAX = 100.0
-MIMO_DETECTORS = ("zf", "lmmse")
+MIMO_DETECTORS = ("zf", "lmmse", "svd")
 
 
 class ChannelOutput(NamedTuple):
@@ -118,6 +118,13 @@ class MIMO(nn.Module):
     shape, but with more streams than receive antennas (e.g. the 8x4 of the robust-semcom paper)
     the streams interfere and the BER floors.
 
+    ``detector="svd"``: the transmitter also knows H and sends ``min(Nt, Nr)`` streams on its right
+    singular vectors, ``y = H V x + w``; the receiver projects on the left singular vectors, so
+    stream k arrives as ``s_k x_k + w_k`` and is divided by ``s_k`` (effective noise ``N0 / s_k^2``):
+    interference-free eigenmode transmission, usable for any shape (8x4 carries 4 streams). The
+    transmitted power is ``min(Nt, Nr)`` times Es per channel use, as with spatial multiplexing of
+    that many streams.
+
     Input: ``x : [B, n], complex64``; ``snr_db`` : Es/N0 per transmitted symbol per receive antenna (dB).
     Output: :class:`ChannelOutput` with ``symbols [B, n]`` and per-stream ``noise_var [B, n]``.
     """
@@ -134,8 +141,8 @@ class MIMO(nn.Module):
 
     @property
     def symbols_multiple(self) -> int:
-        """Number of symbols per channel use (``num_tx``); links pad payloads to a multiple of it."""
-        return self.num_tx
+        """Number of symbols per channel use (``num_tx``, or ``min(Nt, Nr)`` with SVD precoding); links pad payloads to a multiple of it."""
+        return min(self.num_tx, self.num_rx) if self.detector == "svd" else self.num_tx
 
     def extra_repr(self) -> str:
         return f"num_tx={self.num_tx}, num_rx={self.num_rx}, detector={self.detector!r}, block={self.block}"
@@ -144,8 +151,10 @@ class MIMO(nn.Module):
         from sionna.phy.mimo import lmmse_equalizer, zf_equalizer
 
         _check_batch(x)
-        if x.dim() != 2 or x.shape[1] % self.num_tx:
-            raise ValueError(f"MIMO input must be [B, n] with n a multiple of num_tx={self.num_tx}, got {tuple(x.shape)}")
+        if x.dim() != 2 or x.shape[1] % self.symbols_multiple:
+            raise ValueError(f"MIMO input must be [B, n] with n a multiple of {self.symbols_multiple} (streams per channel use), got {tuple(x.shape)}")
+        if self.detector == "svd":
+            return self._eigenmodes(x, snr_db, generator)
         batch, uses = x.shape[0], x.shape[1] // self.num_tx
         noise_var = noise_variance(snr_db, x).reshape(-1, 1, 1).expand(batch, 1, 1)
         streams = x.reshape(batch, uses, self.num_tx)
@@ -158,6 +167,22 @@ class MIMO(nn.Module):
         equalizer = zf_equalizer if self.detector == "zf" else lmmse_equalizer
         x_hat, no_eff = equalizer(y, h, noise_cov)
         return ChannelOutput(x_hat.reshape(batch, -1), no_eff.reshape(batch, -1).to(torch.float32))
+
+    def _eigenmodes(self, x: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None) -> ChannelOutput:
+        """SVD precoding and combining (see the class docstring)."""
+        streams_per_use = self.symbols_multiple
+        batch, uses = x.shape[0], x.shape[1] // streams_per_use
+        noise_var = noise_variance(snr_db, x).reshape(-1, 1, 1)
+        h_shape = (batch, 1 if self.block else uses, self.num_rx, self.num_tx)
+        h = complex_normal(h_shape, x, generator).expand(batch, uses, self.num_rx, self.num_tx)
+        u, singular, vh = torch.linalg.svd(h, full_matrices=False)
+        streams = x.reshape(batch, uses, streams_per_use)
+        sent = (vh.conj().transpose(-1, -2) @ streams.unsqueeze(-1)).squeeze(-1)
+        noise = complex_normal((batch, uses, self.num_rx), x, generator) * noise_var.sqrt()
+        y = (h @ sent.unsqueeze(-1)).squeeze(-1) + noise
+        combined = (u.conj().transpose(-1, -2) @ y.unsqueeze(-1)).squeeze(-1)
+        x_hat = combined / singular.to(combined.dtype)
+        return ChannelOutput(x_hat.reshape(batch, -1), (noise_var / singular.pow(2)).reshape(batch, -1).to(torch.float32))
 
 
 class BinarySymmetric(nn.Module):
@@ -199,7 +224,8 @@ def make_channel(spec: str) -> nn.Module:
     ``"awgn"``, ``"rayleigh"`` (= ``"rayleigh-fast"``: i.i.d. gain per symbol, the textbook
     channel of the closed forms), ``"rayleigh-block"`` (one gain per example: per image or
     codeword), ``"mimo-NTxNR"`` (e.g. ``"mimo-8x4"``: Nt = 8, Nr = 4, LMMSE) and
-    ``"mimo-NTxNR-zf"`` / ``"mimo-NTxNR-lmmse"`` to choose the detector.
+    ``"mimo-NTxNR-zf"`` / ``"mimo-NTxNR-lmmse"`` / ``"mimo-NTxNR-svd"`` to choose the detector
+    (``svd``: eigenmode transmission of ``min(Nt, Nr)`` streams with transmitter CSI).
     """
     key = spec.lower().strip()
     if key == "awgn":
@@ -208,9 +234,9 @@ def make_channel(spec: str) -> nn.Module:
         return Rayleigh(block=False)
     if key == "rayleigh-block":
         return Rayleigh(block=True)
-    match = re.fullmatch(r"mimo-(\d+)x(\d+)(?:-(zf|lmmse))?", key)
+    match = re.fullmatch(r"mimo-(\d+)x(\d+)(?:-(zf|lmmse|svd))?", key)
     if match:
         return MIMO(int(match.group(1)), int(match.group(2)), detector=match.group(3) or "lmmse")
     raise ValueError(
-        f"unknown channel {spec!r}: use 'awgn', 'rayleigh', 'rayleigh-block' or 'mimo-NTxNR[-zf|-lmmse]' (e.g. 'mimo-8x4')"
+        f"unknown channel {spec!r}: use 'awgn', 'rayleigh', 'rayleigh-block' or 'mimo-NTxNR[-zf|-lmmse|-svd]' (e.g. 'mimo-8x4')"
     )

@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     ber.add_argument("--modulation", default="16qam", help="bpsk, qpsk, 16qam, 64qam, 256qam, 8psk, ... (default 16qam)")
     ber.add_argument("--snr", default="0:14:1", help=SNR_RANGE_HELP + " (default 0:14:1)")
     ber.add_argument("--snr-kind", choices=("ebn0", "esn0"), default="ebn0", help="the SNR axis: Eb/N0 per information bit or Es/N0 per symbol (default ebn0)")
-    ber.add_argument("--channel", default="awgn", help="awgn, rayleigh (i.i.d. per symbol), rayleigh-block (one gain per 4096-bit block), mimo-NTxNR[-zf|-lmmse] e.g. mimo-4x8 (default awgn)")
+    ber.add_argument("--channel", default="awgn", help="awgn, rayleigh (i.i.d. per symbol), rayleigh-block (one gain per 4096-bit block), mimo-NTxNR[-zf|-lmmse|-svd] e.g. mimo-4x8, mimo-8x4-svd (default awgn)")
     ber.add_argument("--code", default=None, help="channel code, e.g. ldpc-1/2 (5G NR LDPC; default: uncoded)")
     ber.add_argument("--ldpc-k", type=int, default=512, help="LDPC information bits per codeword (default 512)")
     ber.add_argument("--demapping", choices=("hard", "app", "maxlog"), default=None, help="default: hard uncoded, app with a code")

@@ -199,9 +199,21 @@ def command_eval(args: argparse.Namespace) -> int:
 DENOISERS = ("none", "mmse", "scdm", "scdm-joint")
 
 
-def load_denoiser(kind: str, codec, scdm_source: str):
+SAMPLER_CHOICES = ("pc", "pc1", "predictor", "ode", "tweedie")
+
+
+def sampler_config(name: str):
+    """The :class:`~digisem.systems.scdm.SamplerConfig` of a ``--sampler`` choice."""
+    from digisem.systems.scdm import SamplerConfig
+
+    return {"pc": SamplerConfig(), "pc1": SamplerConfig(corrector_steps=1), "predictor": SamplerConfig(corrector="none"),
+            "ode": SamplerConfig(predictor="ode", corrector="none"), "tweedie": SamplerConfig(tweedie=True)}[name]
+
+
+def load_denoiser(kind: str, codec, scdm_source: str, sampler: str | None = None):
     """``(denoiser or None, decoder or None, label)`` for ``--denoiser``: none, mmse (the codec's
-    empirical symbol prior), scdm (the codec's decoder), scdm-joint (SCDM's jointly trained decoder)."""
+    empirical symbol prior), scdm (the codec's decoder), scdm-joint (SCDM's jointly trained decoder);
+    ``sampler`` (one of :data:`SAMPLER_CHOICES`) replaces the SCDM's own sampler."""
     from digisem import zoo
     from digisem.systems.scdm import MMSEDenoiser
 
@@ -212,6 +224,8 @@ def load_denoiser(kind: str, codec, scdm_source: str):
     scdm, scdm_metadata = zoo.load(scdm_source)
     if scdm_metadata.get("system") != "scdm":
         raise UsageError(f"--scdm {scdm_source} is a {scdm_metadata.get('system')!r} model, not an SCDM")
+    if sampler is not None:
+        scdm.sampler = sampler_config(sampler)
     if kind == "scdm-joint":
         if scdm.decoder is None:
             raise UsageError(f"SCDM {scdm_source} has no jointly trained decoder (its recipe skipped Stage 2): use --denoiser scdm")
@@ -234,7 +248,9 @@ def _eval_symbol_codec(args: argparse.Namespace, codec, metadata) -> int:
         raise UsageError(f"unknown --denoiser {args.denoiser!r}: use one of {DENOISERS}")
     snrs = parse_snr_range(args.snr or "-18:18:6")
     grid_snrs = parse_snr_range(args.grid_snr or "-18,-6,0,12")
-    denoiser, decoder, label = load_denoiser(args.denoiser, codec, args.scdm)
+    denoiser, decoder, label = load_denoiser(args.denoiser, codec, args.scdm, args.sampler)
+    if args.sampler is not None and denoiser is not None and args.denoiser.startswith("scdm"):
+        label += f", sampler {args.sampler}"
     dataset, description = evaluation_dataset("cifar", args.data, args.limit)
     started = time.perf_counter()
     curves = evaluate_symbol_system(codec, dataset, snrs, denoiser=denoiser, decoder=decoder, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=label)
@@ -246,7 +262,7 @@ def _eval_symbol_codec(args: argparse.Namespace, codec, metadata) -> int:
         "description": f"{name} over AWGN (SNR = Es/N0 per complex symbol, unit-energy symbols) on {description}",
         "results": curves,
         "meta": run_metadata(args.seed, "cpu", dataset=description, n_images=len(dataset), channel="awgn", snr_kind="esn0", denoiser=args.denoiser,
-                             scdm=args.scdm if args.denoiser.startswith("scdm") else None, psnr="mean over images of per-image PSNR (all channels, data range 1)",
+                             scdm=args.scdm if args.denoiser.startswith("scdm") else None, sampler=args.sampler, psnr="mean over images of per-image PSNR (all channels, data range 1)",
                              wall_s=round(time.perf_counter() - started, 1)),
     }
     write_json(out / "results.json", results)
@@ -384,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--snr", default=None, help=SNR_RANGE_HELP + "; Eb/N0 for bit-level systems (default 0:18:1), Es/N0 per complex symbol for JCM (default -18:18:6)")
     evaluate.add_argument("--channel", choices=("bsc", "awgn", "rayleigh", "none", "analog"), default="bsc", help="bsc (p from 16-QAM BER, the paper's model), awgn/rayleigh (real 16-QAM link), none (no bit errors), analog (no quantization); JCM codecs always use AWGN")
     evaluate.add_argument("--denoiser", default="none", help="JCM codecs only: none, mmse (per-symbol posterior mean), scdm, scdm-joint (SCDM with its jointly trained decoder)")
+    evaluate.add_argument("--sampler", choices=SAMPLER_CHOICES, default=None, help="SCDM sampler: pc (the paper's: predictor + 2 Langevin steps), pc1, predictor, ode (probability flow), tweedie (one step); default: the SCDM's own")
     evaluate.add_argument("--scdm", default="scdm-cifar10-64qam", help="the SCDM for --denoiser scdm/scdm-joint: zoo name, run folder or weights file (default scdm-cifar10-64qam)")
     evaluate.add_argument("--data", default=None, help="data root (default $DIGISEM_DATA) or 'samples' for the bundled images")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images (class-balanced for CIFAR-10)")

@@ -3,7 +3,8 @@
 Part 1, bit-level systems (AMP-SC, SoftHe22): 4-bit integers over a real 16-QAM Gray link (AWGN, hard
 decisions) and over the paper's BSC model, SNR = Eb/N0. Part 2, symbol-level systems (when the zoo
 holds them): the JCM 64-QAM codec over AWGN with no denoising, the per-symbol MMSE estimator and SCDM
-with its jointly trained decoder, SNR = Es/N0 per complex symbol. Writes PSNR-vs-SNR plots,
+with its jointly trained decoder (and, when present, SCDM's one-step Tweedie sampler with its own
+joint decoder), SNR = Es/N0 per complex symbol. Writes PSNR-vs-SNR plots,
 reconstruction grids, the results JSON files and a report (``report.html``, which opens in a
 browser, and ``report.md``).
 """
@@ -29,6 +30,8 @@ from .plots import plot_metric, reconstruction_grid
 
 DEMO_MODELS = ("ampsc-cifar10-4bit", "softhe22-cifar10-4bit")
 SYMBOL_MODELS = ("jcm-cifar10-64qam", "scdm-cifar10-64qam")
+TWEEDIE_MODEL = "scdm-tweedie-cifar10-64qam"
+"""Optional: SCDM's score network with the one-step sampler and its own joint decoder."""
 GRID_SNRS = (0.0, 6.0, 12.0)
 SYMBOL_SNRS = (-18.0, -12.0, -6.0, 0.0, 6.0, 12.0, 18.0)
 SYMBOL_GRID_SNRS = (-18.0, -6.0, 0.0, 12.0)
@@ -87,10 +90,13 @@ def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
     dataset = TensorDataset(images)
     codec, _ = zoo.load(SYMBOL_MODELS[0])
     scdm, _ = zoo.load(SYMBOL_MODELS[1])
-    receivers = (("none", "JCM, no denoising", None, codec.decoder), ("mmse", "JCM + per-symbol MMSE", MMSEDenoiser(codec.prior_symbols()), codec.decoder),
-                 ("scdm-joint", "SCDM + joint decoder", scdm, scdm.decoder or codec.decoder))
+    receivers = [("none", "JCM, no denoising", None, codec.decoder), ("mmse", "JCM + per-symbol MMSE", MMSEDenoiser(codec.prior_symbols()), codec.decoder),
+                 ("scdm-joint", "SCDM + joint decoder", scdm, scdm.decoder or codec.decoder)]
+    if TWEEDIE_MODEL in zoo.zoo_names():
+        tweedie, _ = zoo.load(TWEEDIE_MODEL)
+        receivers.append(("tweedie-joint", "SCDM-Tweedie + joint decoder", tweedie, tweedie.decoder or codec.decoder))
     section = Section("Symbol-level systems: JCM 64-QAM and SCDM", f"The same {len(names)} images through the JCM codec (learned 64-QAM, 128 symbols per image, trained at 18 dB) "
-                      "over AWGN, with three receivers. PSNR in dB, mean over images", "Es/N0", list(SYMBOL_SNRS), "psnr_scdm.png", "grid_scdm.png")
+                      f"over AWGN, with {3 + (TWEEDIE_MODEL in zoo.zoo_names())} receivers. PSNR in dB, mean over images", "Es/N0", list(SYMBOL_SNRS), "psnr_scdm.png", "grid_scdm.png")
     curves_list, rows = [], [("original", images)]
     for key, label, denoiser, decoder in receivers:
         curves = evaluate_symbol_system(codec, dataset, list(SYMBOL_SNRS), denoiser=denoiser, decoder=decoder, batch_size=len(dataset), seed=seed, progress=progress, label=label)
@@ -104,7 +110,7 @@ def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
                 restored = transmit_symbols(codec, dataset, snr, denoiser, batch_size=len(dataset), seed=seed).restored
                 rows.append((f"{key} {snr:g} dB", decoder(restored)[0]))
     plot_metric(curves_list, "psnr", out / section.plot, title="bundled samples, JCM learned 64-QAM, AWGN")
-    reconstruction_grid(rows, out / section.grid, title="JCM 64-QAM over AWGN (Es/N0): no denoising, MMSE, SCDM")
+    reconstruction_grid(rows, out / section.grid, title="JCM 64-QAM over AWGN (Es/N0): " + ", ".join(key for key, *_ in receivers))
     return section
 
 

@@ -70,6 +70,15 @@ def test_eval_verb_with_each_denoiser(smoke_runs, denoiser, tmp_path, capsys):
     assert "latent MSE" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("sampler", ["tweedie", "ode"])
+def test_eval_verb_sampler_choice_is_recorded(smoke_runs, sampler, tmp_path):
+    _, codec_dir, scdm_dir = smoke_runs
+    out = tmp_path / sampler
+    assert main(["eval", str(codec_dir), "--denoiser", "scdm", "--sampler", sampler, "--scdm", str(scdm_dir), "--data", "samples", "--snr=-6", "--grid-snr=-6", "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["sampler"] == sampler and f"sampler {sampler}" in results["name"]
+
+
 def test_eval_and_train_errors_are_one_line(smoke_runs, capsys):
     _, codec_dir, scdm_dir = smoke_runs
     assert main(["eval", str(codec_dir), "--denoiser", "wiener", "--data", "samples"]) == 2

@@ -1,5 +1,12 @@
-"""digisem.nn: neural-network blocks shared by every system (RCB, T-RCB, SE, GDN, ResNet block)."""
+"""digisem.nn: neural-network blocks shared by every system (RCB, T-RCB, SE, GDN, ResNet and Transformer blocks)."""
 
-from .blocks import GDN, RCB, ResidualBlock, SqueezeExcitation, TransposedRCB
+from .blocks import (
+    GDN,
+    RCB,
+    ResidualBlock,
+    SqueezeExcitation,
+    TransformerBlock,
+    TransposedRCB,
+)
 
-__all__ = ["GDN", "RCB", "ResidualBlock", "SqueezeExcitation", "TransposedRCB"]
+__all__ = ["GDN", "RCB", "ResidualBlock", "SqueezeExcitation", "TransformerBlock", "TransposedRCB"]

@@ -5,8 +5,10 @@
 - :class:`TransposedRCB`: the same block with transposed convolutions (upsampling).
 - :class:`SqueezeExcitation`: channel attention (AMP-SC eq. 23).
 - :class:`ResidualBlock`: the ResNet basic block with batch norm and PReLU (JCM's codec).
+- :class:`TransformerBlock`: the pre-norm ViT block on token sequences (SCDM's U-Net, the masked VQ-VAE).
 
-All blocks take and return images or feature maps ``[B, C, H, W]``.
+The convolutional blocks take and return images or feature maps ``[B, C, H, W]``; the Transformer
+block takes and returns tokens ``[B, L, D]``.
 """
 
 from __future__ import annotations
@@ -243,3 +245,24 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activation(self.body(x) + self.shortcut(x))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm Transformer (ViT) block: ``x + MHA(LN(x))`` then ``x + MLP(LN(x))`` (MLP 4x wide, GELU).
+
+    Input: ``tokens : [B, L, dim]``. Output: ``[B, L, dim]``. ``dim`` must be divisible by ``heads``.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4):
+        super().__init__()
+        if dim < 1 or heads < 1 or dim % heads:
+            raise ValueError(f"dim must be a positive multiple of heads, got dim={dim}, heads={heads}")
+        self.norm1 = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        normed = self.norm1(tokens)
+        tokens = tokens + self.attention(normed, normed, normed, need_weights=False)[0]
+        return tokens + self.mlp(self.norm2(tokens))

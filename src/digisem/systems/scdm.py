@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..link.constellation import check_symbols
+from ..nn import TransformerBlock
 from .config import DictConfig
 from .jcm import JCMConfig, JCMDecoder
 
@@ -170,22 +171,11 @@ class _ResBlock1d(nn.Module):
         return h + self.shortcut(x)
 
 
-class _TransformerBlock1d(nn.Module):
-    """Pre-norm self-attention over sequence positions and an MLP, both residual; ``[B, C, L]`` in and out."""
-
-    def __init__(self, channels: int, heads: int):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(channels)
-        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
-        self.norm2 = nn.LayerNorm(channels)
-        self.mlp = nn.Sequential(nn.Linear(channels, 4 * channels), nn.GELU(), nn.Linear(4 * channels, channels))
+class _TransformerBlock1d(TransformerBlock):
+    """:class:`~digisem.nn.TransformerBlock` over the positions of a channel-first ``[B, C, L]`` sequence."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = x.transpose(1, 2)
-        normed = self.norm1(tokens)
-        tokens = tokens + self.attention(normed, normed, normed, need_weights=False)[0]
-        tokens = tokens + self.mlp(self.norm2(tokens))
-        return tokens.transpose(1, 2)
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
 @dataclass

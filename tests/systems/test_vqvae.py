@@ -1,11 +1,14 @@
-"""FIM (eqs. 13-16), similarity terms (eq. 17, threshold delta) and Table I's symbol counts."""
+"""Masked VQ-VAE (patches, masking, codebook over a link), FIM (eqs. 13-16), similarity terms (eq. 17) and Table I."""
 
 import pytest
 import torch
 
 from digisem.systems.vqvae import (
     FeatureImportanceModule,
+    MaskedVQVAE,
+    MaskedVQVAEConfig,
     jpeg_ldpc_symbols,
+    keep_patches,
     masked_vqvae_symbols,
     redundant_features,
     similarity_loss,
@@ -62,3 +65,50 @@ def test_table_one_symbol_counts_match_the_paper():
     assert masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4) == pytest.approx(196)
     assert masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4, code_rate=0.5) == pytest.approx(392)
     assert masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4) / jpeg_ldpc_symbols(224, 224, 3, 8, 0.5, 11.2, 4) == pytest.approx(0.0036, abs=1e-4)
+
+
+def test_keep_patches_uniform_and_noise_related(generator):
+    kept = keep_patches(4, 64, 0.5, generator=generator)
+    assert kept.shape == (4, 32) and all(len(set(row.tolist())) == 32 for row in kept)
+    assert bool((kept[:, 1:] > kept[:, :-1]).all()), "sorted, without repeats"
+    weights = torch.zeros(64)
+    weights[:16] = 10.0  # semantic noise concentrates on the first 16 patches
+    counts = torch.zeros(64)
+    for _ in range(50):
+        counts += torch.bincount(keep_patches(8, 64, 0.5, weights, generator).flatten(), minlength=64)
+    assert counts[:16].mean() < 0.3 * counts[16:].mean(), "noisy patches must be masked more often"
+    with pytest.raises(ValueError, match="mask_ratio"):
+        keep_patches(1, 16, 1.0)
+
+
+def test_masked_vqvae_shapes_bits_and_link(generator):
+    from digisem.link import BitLink, BSCLink
+
+    torch.manual_seed(0)
+    config = MaskedVQVAEConfig(width=16, depth=2, heads=2, decoder_width=8, decoder_depth=1, code_dim=8, codebook_size=16, fim_layers=(1,))
+    model = MaskedVQVAE(config)
+    x = torch.rand(3, 3, 32, 32, generator=generator)
+    out = model(x, snr_db=3.0, generator=generator)
+    assert out["logits"].shape == (3, 10) and out["kept"].shape == (3, 32) and out["indices"].shape == (3, 32)
+    assert torch.equal(out["indices"], out["received_indices"]) and len(out["fim_logits"]) == 1
+    assert model.symbols_per_image(4) == pytest.approx(32 * 4 / 4)  # 32 kept patches x 4 bits / 4 bits per symbol
+    noisy = model(x, link=BSCLink(p=0.2), generator=generator)
+    assert not torch.equal(noisy["indices"], noisy["received_indices"])
+    clean = model(x, snr_db=30.0, link=BitLink("16qam", "awgn"), generator=generator)
+    assert torch.equal(clean["indices"], clean["received_indices"]), "16-QAM at 30 dB delivers every index"
+    loss = torch.nn.functional.cross_entropy(noisy["logits"], torch.tensor([0, 1, 2])) + sum(noisy["vq_losses"].values())
+    loss.backward()
+    assert model.encoder["embed"].weight.grad.abs().sum() > 0, "straight-through through the link reaches the encoder"
+    assert model.quantizer.codebook.grad.abs().sum() > 0
+
+
+def test_masked_vqvae_reconstruction_round_trip_of_patches(generator):
+    model = MaskedVQVAE(MaskedVQVAEConfig(width=16, depth=1, heads=2, decoder_width=8, decoder_depth=1, code_dim=8, codebook_size=16, task="reconstruction"))
+    x = torch.rand(2, 3, 32, 32, generator=generator)
+    assert torch.equal(model.unpatchify(model.patchify(x)), x)
+    assert model.patchify(x)[0, 1].reshape(3, 4, 4).equal(x[0, :, 0:4, 4:8]), "patch 1 is the second 4x4 block of the first row"
+    assert model(x, generator=generator)["x_hat"].shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"images \[B, 3, 32, 32\]"):
+        model(torch.rand(2, 3, 28, 28))
+    with pytest.raises(ValueError, match="unknown task"):
+        MaskedVQVAEConfig(task="segmentation")

@@ -1,5 +1,11 @@
 """Pieces of the robust semantic communication system (masked VQ-VAE paper) that are specific to it.
 
+- :class:`MaskedVQVAE` (Sec. III): a ViT encoder over the kept image patches, a shared codebook
+  (:class:`~digisem.digitize.VectorQuantizer`), indices over any bit link, and an asymmetric
+  lightweight decoder with shared mask tokens and positional embeddings, ending in a task head
+  (classification: 3 FC layers; reconstruction: pixels of every patch).
+- :func:`keep_patches`: uniform random masking, or noise-related masking (per-patch masking
+  probability raised where semantic noise concentrates).
 - :class:`FeatureImportanceModule` (FIM, Sec. IV-A, eqs. 13-16): importance of each feature of a
   layer, learned from its pooled activations and the SNR; features are re-weighted and those below a
   threshold are not passed on (and not transmitted).
@@ -13,9 +19,19 @@ The codebook itself is :class:`digisem.digitize.VectorQuantizer`; the attacks ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..digitize import VectorQuantizer
+from ..nn import TransformerBlock
+from .config import DictConfig
+
+TASKS = ("classification", "reconstruction")
 
 
 class FeatureImportanceModule(nn.Module):
@@ -105,3 +121,164 @@ def masked_vqvae_symbols(height: int, width: int, bits_per_index: int, keep_rati
     if not 0 < keep_ratio <= 1 or not 0 < code_rate <= 1:
         raise ValueError(f"keep_ratio and code_rate must lie in (0, 1], got {keep_ratio}, {code_rate}")
     return height * width * bits_per_index * keep_ratio / (patch * patch * bits_per_symbol * code_rate)
+
+
+def keep_patches(batch: int, patches: int, mask_ratio: float, masking_weights: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Indices of the patches each example keeps: ``[B, K]`` int64, sorted, ``K = round(N (1 - mask_ratio))``.
+
+    ``masking_weights : [N]`` (optional, non-negative): relative masking probability of each patch,
+    e.g. the frequency with which semantic noise lands there (noise-related masking). Patches are
+    kept without replacement with probability proportional to ``1 / (weight + mean weight)``, so
+    noisy patches are masked more often; None masks uniformly at random (the ablation).
+    """
+    if not 0 <= mask_ratio < 1:
+        raise ValueError(f"mask_ratio must lie in [0, 1), got {mask_ratio}")
+    keep = max(1, round(patches * (1 - mask_ratio)))
+    if masking_weights is None:
+        scores = torch.rand(batch, patches, generator=generator)
+        return scores.argsort(dim=1)[:, :keep].sort(dim=1).values
+    if masking_weights.shape != (patches,) or bool((masking_weights < 0).any()):
+        raise ValueError(f"masking_weights must be [{patches}] non-negative, got shape {tuple(masking_weights.shape)}")
+    keep_weights = 1 / (masking_weights.float() + masking_weights.float().mean().clamp_min(1e-12))
+    chosen = torch.multinomial(keep_weights.expand(batch, patches), keep, replacement=False, generator=generator)
+    return chosen.sort(dim=1).values
+
+
+@dataclass(frozen=True)
+class MaskedVQVAEConfig(DictConfig):
+    """Hyper-parameters of :class:`MaskedVQVAE` (the authors' demo: ViT on 224-px CIFAR with 16-px
+    patches, width 384, depth 4, 6 heads, features of 32 dimensions, J = 256, beta = 0.25)."""
+
+    image_size: int = 32
+    patch: int = 4
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    decoder_width: int = 64
+    decoder_depth: int = 2
+    code_dim: int = 32
+    codebook_size: int = 256
+    beta: float = 0.25
+    mask_ratio: float = 0.5
+    task: str = "classification"
+    classes: int = 10
+    fim_layers: tuple[int, ...] = ()
+    fim_threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch:
+            raise ValueError(f"image_size {self.image_size} must be a multiple of patch {self.patch}")
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}: use one of {TASKS}")
+        if any(not 0 <= layer < self.depth for layer in self.fim_layers):
+            raise ValueError(f"fim_layers must index encoder blocks 0..{self.depth - 1}, got {self.fim_layers}")
+        object.__setattr__(self, "fim_layers", tuple(self.fim_layers))
+
+    @property
+    def patches(self) -> int:
+        """Patches per image, N."""
+        return (self.image_size // self.patch) ** 2
+
+
+class MaskedVQVAE(nn.Module):
+    """The masked VQ-VAE semantic communication system: named parts ``encoder`` (patch embedding,
+    positional embedding, ViT blocks, projection to the code dimension), ``quantizer`` (the shared
+    codebook), ``decoder`` (mask token, positional embedding, ViT blocks) and ``head``.
+
+    Call: ``model(x, snr_db=None, link=None, generator=None, masking_weights=None)`` with ``x : [B, 3,
+    H, W]`` in [0, 1]. With a ``link`` (e.g. ``BitLink("16qam", "mimo-8x4-svd", code=LDPC...)``) the
+    codebook indices travel as ``bits_per_index``-bit integers and the receiver looks the received
+    indices up in its copy of the codebook (straight-through gradient to the encoder); without one
+    the indices arrive intact. ``snr_db`` (in the link's convention) is also the FIMs' SNR input (0
+    when None). Masking (``mask_ratio`` of the patches, uniform or by ``masking_weights``) applies in
+    training and in transmission alike: masked patches are never sent.
+
+    Output dict: ``logits [B, classes]`` (classification) or ``x_hat [B, 3, H, W]`` (reconstruction);
+    ``kept [B, K]`` patch indices; ``indices`` / ``received_indices [B, K]``; ``features [B, K, D]``
+    (encoder output ``z_e``); ``vq_losses`` (codebook, commitment); ``fim_logits`` (one ``[B, classes]``
+    per FIM layer, for eq. 16).
+    """
+
+    def __init__(self, config: MaskedVQVAEConfig | None = None):
+        super().__init__()
+        self.config = config = config or MaskedVQVAEConfig()
+        patch_pixels = 3 * config.patch * config.patch
+        self.encoder = nn.ModuleDict({
+            "embed": nn.Linear(patch_pixels, config.width),
+            "blocks": nn.ModuleList(TransformerBlock(config.width, config.heads) for _ in range(config.depth)),
+            "norm": nn.LayerNorm(config.width),
+            "project": nn.Linear(config.width, config.code_dim),
+        })
+        self.encoder_position = nn.Parameter(0.02 * torch.randn(1, config.patches, config.width))
+        self.fims = nn.ModuleDict({str(layer): FeatureImportanceModule(config.width, config.classes, config.fim_threshold) for layer in config.fim_layers})
+        self.quantizer = VectorQuantizer(config.codebook_size, config.code_dim, config.beta)
+        self.decoder = nn.ModuleDict({
+            "embed": nn.Linear(config.code_dim, config.decoder_width),
+            "blocks": nn.ModuleList(TransformerBlock(config.decoder_width, max(1, config.heads // 2)) for _ in range(config.decoder_depth)),
+            "norm": nn.LayerNorm(config.decoder_width),
+        })
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_width))
+        self.decoder_position = nn.Parameter(0.02 * torch.randn(1, config.patches, config.decoder_width))
+        if config.task == "classification":
+            width = config.decoder_width
+            self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, config.classes))
+        else:
+            self.head = nn.Linear(config.decoder_width, patch_pixels)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H, W]`` -> ``[B, N, 3 p^2]`` patches in row-major order."""
+        size, p = self.config.image_size, self.config.patch
+        if x.dim() != 4 or tuple(x.shape[1:]) != (3, size, size):
+            raise ValueError(f"the masked VQ-VAE expects images [B, 3, {size}, {size}], got shape {tuple(x.shape)}")
+        return x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(x.shape[0], -1, 3 * p * p)
+
+    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`patchify`."""
+        side, p = self.config.image_size // self.config.patch, self.config.patch
+        grid = patches.reshape(patches.shape[0], side, side, 3, p, p).permute(0, 3, 1, 4, 2, 5)
+        return grid.reshape(patches.shape[0], 3, side * p, side * p)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        snr_db: float | torch.Tensor | None = None,
+        link: Callable[..., torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+        masking_weights: torch.Tensor | None = None,
+    ) -> dict[str, Any]:
+        config = self.config
+        patches = self.patchify(x)
+        kept = keep_patches(x.shape[0], config.patches, config.mask_ratio, masking_weights, generator).to(x.device)
+        tokens = self.encoder["embed"](patches) + self.encoder_position
+        tokens = torch.gather(tokens, 1, kept[:, :, None].expand(-1, -1, config.width))
+        fim_logits = []
+        snr = 0.0 if snr_db is None else snr_db
+        for index, block in enumerate(self.encoder["blocks"]):
+            tokens = block(tokens)
+            if str(index) in self.fims:
+                out = self.fims[str(index)](tokens, snr)
+                tokens = out["features"]
+                fim_logits.append(out["logits"])
+        features = self.encoder["project"](self.encoder["norm"](tokens))
+        quantized, indices, vq_losses = self.quantizer(features)
+        received_indices = indices
+        if link is not None:
+            received_indices = link(indices, num_bits=self.quantizer.bits_per_index, snr_db=snr_db, generator=generator)
+            received_indices = received_indices.clamp(0, config.codebook_size - 1)
+            quantized = quantized + (self.quantizer.lookup(received_indices) - quantized).detach()
+        full = self.mask_token.expand(x.shape[0], config.patches, -1).clone()
+        full = full.scatter(1, kept[:, :, None].expand(-1, -1, config.decoder_width), self.decoder["embed"](quantized))
+        hidden = full + self.decoder_position
+        for block in self.decoder["blocks"]:
+            hidden = block(hidden)
+        hidden = self.decoder["norm"](hidden)
+        outputs: dict[str, Any] = {"kept": kept, "indices": indices, "received_indices": received_indices, "features": features, "vq_losses": vq_losses, "fim_logits": fim_logits}
+        if config.task == "classification":
+            outputs["logits"] = self.head(hidden.mean(1))
+        else:
+            outputs["x_hat"] = torch.sigmoid(self.unpatchify(self.head(hidden)))
+        return outputs
+
+    def symbols_per_image(self, bits_per_symbol: int, code_rate: float = 1.0) -> float:
+        """Transmitted symbols per image (Table I's formula with this model's sizes)."""
+        return masked_vqvae_symbols(self.config.image_size, self.config.image_size, self.quantizer.bits_per_index, 1 - self.config.mask_ratio, self.config.patch, bits_per_symbol, code_rate)

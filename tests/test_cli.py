@@ -75,3 +75,11 @@ def test_download_offline_gives_one_line_error(tmp_path, monkeypatch, capsys):
     assert main(["download", "cifar10", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "cifar-10-python.tar.gz" in err and "Traceback" not in err
+
+
+def test_negative_snr_values_need_no_equals_sign():
+    from digisem.cli import join_negative_snr_values
+
+    assert join_negative_snr_values(["eval", "m", "--snr", "-18:18:6", "--grid-snr", "-6,0", "--limit", "5"]) == ["eval", "m", "--snr=-18:18:6", "--grid-snr=-6,0", "--limit", "5"]
+    assert join_negative_snr_values(["eval", "m", "--snr", "0:18:1", "--quiet"]) == ["eval", "m", "--snr", "0:18:1", "--quiet"]
+    assert join_negative_snr_values(["eval", "m", "--snr", "--quiet"]) == ["eval", "m", "--snr", "--quiet"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -443,10 +444,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SNR_OPTIONS = ("--snr", "--grid-snr")
+
+
+def join_negative_snr_values(argv: list[str]) -> list[str]:
+    """``--snr -18:18:6`` -> ``--snr=-18:18:6``: argparse would read a value starting with ``-`` and
+    holding a colon or comma as an option."""
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        if argv[index] in SNR_OPTIONS and index + 1 < len(argv) and re.match(r"-[\d.]", argv[index + 1]):
+            joined.append(f"{argv[index]}={argv[index + 1]}")
+            index += 2
+        else:
+            joined.append(argv[index])
+            index += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``digisem`` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_snr_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

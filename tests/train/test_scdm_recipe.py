@@ -58,7 +58,7 @@ def test_scdm_recipe_stages_are_cached(smoke_runs):
 def test_eval_verb_with_each_denoiser(smoke_runs, denoiser, tmp_path, capsys):
     _, codec_dir, scdm_dir = smoke_runs
     out = tmp_path / denoiser
-    status = main(["eval", str(codec_dir), "--denoiser", denoiser, "--scdm", str(scdm_dir), "--data", "samples", "--snr=-12,0", "--grid-snr=-6", "--out", str(out), "--quiet"])
+    status = main(["eval", str(codec_dir), "--denoiser", denoiser, "--scdm", str(scdm_dir), "--data", "samples", "--snr", "-12,0", "--grid-snr", "-6", "--out", str(out), "--quiet"])
     assert status == 0
     results = json.loads((out / "results.json").read_text())
     curves = results["results"]

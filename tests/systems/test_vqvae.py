@@ -98,7 +98,7 @@ def test_masked_vqvae_shapes_bits_and_link(generator):
     assert torch.equal(clean["indices"], clean["received_indices"]), "16-QAM at 30 dB delivers every index"
     loss = torch.nn.functional.cross_entropy(noisy["logits"], torch.tensor([0, 1, 2])) + sum(noisy["vq_losses"].values())
     loss.backward()
-    assert model.encoder["embed"].weight.grad.abs().sum() > 0, "straight-through through the link reaches the encoder"
+    assert model.encoder.embed.weight.grad.abs().sum() > 0, "straight-through through the link reaches the encoder"
     assert model.quantizer.codebook.grad.abs().sum() > 0
 
 

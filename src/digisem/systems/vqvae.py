@@ -144,6 +144,42 @@ def keep_patches(batch: int, patches: int, mask_ratio: float, masking_weights: t
     return chosen.sort(dim=1).values
 
 
+class _PatchEncoder(nn.Module):
+    """Patch embedding, learned positional embedding, ViT blocks, final norm and projection to ``D``."""
+
+    def __init__(self, patch_pixels: int, patches: int, width: int, depth: int, heads: int, code_dim: int):
+        super().__init__()
+        self.embed = nn.Linear(patch_pixels, width)
+        self.position = nn.Parameter(0.02 * torch.randn(1, patches, width))
+        self.blocks = nn.ModuleList(TransformerBlock(width, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.project = nn.Linear(width, code_dim)
+
+
+class _MaskedDecoder(nn.Module):
+    """The asymmetric lightweight decoder: received basis vectors at their patch positions, a shared
+    learned mask token everywhere else, positional embeddings on all, ViT blocks, norm.
+
+    Input: ``received [B, K, D]`` and ``kept [B, K]`` patch indices. Output: ``[B, N, width]``.
+    """
+
+    def __init__(self, code_dim: int, patches: int, width: int, depth: int, heads: int):
+        super().__init__()
+        self.embed = nn.Linear(code_dim, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.position = nn.Parameter(0.02 * torch.randn(1, patches, width))
+        self.blocks = nn.ModuleList(TransformerBlock(width, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, received: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        width = self.mask_token.shape[-1]
+        full = self.mask_token.expand(received.shape[0], self.position.shape[1], width)
+        hidden = full.scatter(1, kept[:, :, None].expand(-1, -1, width), self.embed(received)) + self.position
+        for block in self.blocks:
+            hidden = block(hidden)
+        return self.norm(hidden)
+
+
 @dataclass(frozen=True)
 class MaskedVQVAEConfig(DictConfig):
     """Hyper-parameters of :class:`MaskedVQVAE` (the authors' demo: ViT on 224-px CIFAR with 16-px
@@ -203,22 +239,10 @@ class MaskedVQVAE(nn.Module):
         super().__init__()
         self.config = config = config or MaskedVQVAEConfig()
         patch_pixels = 3 * config.patch * config.patch
-        self.encoder = nn.ModuleDict({
-            "embed": nn.Linear(patch_pixels, config.width),
-            "blocks": nn.ModuleList(TransformerBlock(config.width, config.heads) for _ in range(config.depth)),
-            "norm": nn.LayerNorm(config.width),
-            "project": nn.Linear(config.width, config.code_dim),
-        })
-        self.encoder_position = nn.Parameter(0.02 * torch.randn(1, config.patches, config.width))
+        self.encoder = _PatchEncoder(patch_pixels, config.patches, config.width, config.depth, config.heads, config.code_dim)
         self.fims = nn.ModuleDict({str(layer): FeatureImportanceModule(config.width, config.classes, config.fim_threshold) for layer in config.fim_layers})
         self.quantizer = VectorQuantizer(config.codebook_size, config.code_dim, config.beta)
-        self.decoder = nn.ModuleDict({
-            "embed": nn.Linear(config.code_dim, config.decoder_width),
-            "blocks": nn.ModuleList(TransformerBlock(config.decoder_width, max(1, config.heads // 2)) for _ in range(config.decoder_depth)),
-            "norm": nn.LayerNorm(config.decoder_width),
-        })
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_width))
-        self.decoder_position = nn.Parameter(0.02 * torch.randn(1, config.patches, config.decoder_width))
+        self.decoder = _MaskedDecoder(config.code_dim, config.patches, config.decoder_width, config.decoder_depth, max(1, config.heads // 2))
         if config.task == "classification":
             width = config.decoder_width
             self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, config.classes))
@@ -249,29 +273,23 @@ class MaskedVQVAE(nn.Module):
         config = self.config
         patches = self.patchify(x)
         kept = keep_patches(x.shape[0], config.patches, config.mask_ratio, masking_weights, generator).to(x.device)
-        tokens = self.encoder["embed"](patches) + self.encoder_position
-        tokens = torch.gather(tokens, 1, kept[:, :, None].expand(-1, -1, config.width))
+        tokens = torch.gather(self.encoder.embed(patches) + self.encoder.position, 1, kept[:, :, None].expand(-1, -1, config.width))
         fim_logits = []
         snr = 0.0 if snr_db is None else snr_db
-        for index, block in enumerate(self.encoder["blocks"]):
+        for index, block in enumerate(self.encoder.blocks):
             tokens = block(tokens)
             if str(index) in self.fims:
                 out = self.fims[str(index)](tokens, snr)
                 tokens = out["features"]
                 fim_logits.append(out["logits"])
-        features = self.encoder["project"](self.encoder["norm"](tokens))
+        features = self.encoder.project(self.encoder.norm(tokens))
         quantized, indices, vq_losses = self.quantizer(features)
         received_indices = indices
         if link is not None:
             received_indices = link(indices, num_bits=self.quantizer.bits_per_index, snr_db=snr_db, generator=generator)
             received_indices = received_indices.clamp(0, config.codebook_size - 1)
             quantized = quantized + (self.quantizer.lookup(received_indices) - quantized).detach()
-        full = self.mask_token.expand(x.shape[0], config.patches, -1).clone()
-        full = full.scatter(1, kept[:, :, None].expand(-1, -1, config.decoder_width), self.decoder["embed"](quantized))
-        hidden = full + self.decoder_position
-        for block in self.decoder["blocks"]:
-            hidden = block(hidden)
-        hidden = self.decoder["norm"](hidden)
+        hidden = self.decoder(quantized, kept)
         outputs: dict[str, Any] = {"kept": kept, "indices": indices, "received_indices": received_indices, "features": features, "vq_losses": vq_losses, "fim_logits": fim_logits}
         if config.task == "classification":
             outputs["logits"] = self.head(hidden.mean(1))

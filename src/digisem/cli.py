@@ -137,9 +137,10 @@ def command_train(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     from digisem.train.amp import run_amp_recipe
+    from digisem.train.robust import run_robust_recipe
     from digisem.train.scdm import run_jcm_recipe, run_scdm_recipe
 
-    runners = {"ampsc": run_amp_recipe, "jcm": run_jcm_recipe, "scdm": run_scdm_recipe}
+    runners = {"ampsc": run_amp_recipe, "jcm": run_jcm_recipe, "scdm": run_scdm_recipe, "robust": run_robust_recipe}
     if recipe["system"] not in runners:
         raise UsageError(f"recipe {args.recipe!r} is for system {recipe['system']!r}, which this version cannot train (known: {', '.join(runners)})")
     started = time.perf_counter()

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -204,6 +205,49 @@ def evaluate_symbol_system(
             for key in keys:
                 curves[key].append(scores[key])
             bar.set_postfix(snr=f"{snr:g}", psnr=f"{curves['psnr'][-1]:.2f}")
+    return curves
+
+
+def evaluate_classification(
+    model: nn.Module,
+    dataset: Dataset,
+    snrs: list[float],
+    link: nn.Module | None = None,
+    *,
+    attack: Callable[..., torch.Tensor] | None = None,
+    batch_size: int = 100,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Classification accuracy of ``model(x, snr_db=..., link=..., generator=...)["logits"]`` over an SNR sweep.
+
+    ``dataset`` yields ``(image, label)``; ``snrs`` are in the link's convention (Es/N0 in dB per
+    complex symbol for a :class:`~digisem.link.BitLink`); without a link every SNR gives the same
+    numbers. ``attack(loss_fn, images, generator)`` (transmitter-side semantic noise, computed once
+    per image against the model without the channel) adds ``accuracy_attacked``. Returns the
+    ``results`` part of a results file. The same seed gives the same numbers.
+    """
+    model.eval()
+    generators = {snr: torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr))) for snr in snrs}
+    attack_generator = torch.Generator().manual_seed(derived_seed(seed, "attack"))
+    correct = {snr: 0 for snr in snrs}
+    attacked = {snr: 0 for snr in snrs}
+    count = 0
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for images, labels in tqdm(loader, desc="eval accuracy", disable=not progress, leave=False):
+        adversarial = None
+        if attack is not None:
+            adversarial = attack(lambda x, targets=labels: F.cross_entropy(model(x, generator=attack_generator)["logits"], targets, reduction="none"), images, attack_generator)
+        with torch.no_grad():
+            for snr in snrs:
+                snr_db = float(snr) if link is not None else None
+                correct[snr] += int((model(images, snr_db=snr_db, link=link, generator=generators[snr])["logits"].argmax(1) == labels).sum())
+                if adversarial is not None:
+                    attacked[snr] += int((model(adversarial, snr_db=snr_db, link=link, generator=generators[snr])["logits"].argmax(1) == labels).sum())
+        count += labels.shape[0]
+    curves = {"snr_db": [float(s) for s in snrs], "accuracy": [correct[s] / count for s in snrs]}
+    if attack is not None:
+        curves["accuracy_attacked"] = [attacked[s] / count for s in snrs]
     return curves
 
 

@@ -5,8 +5,10 @@ import pytest
 from digisem.systems.ampsc import AMPSCConfig
 from digisem.systems.jcm import JCMConfig
 from digisem.systems.scdm import SamplerConfig, SCDMConfig, ScoreNetConfig
+from digisem.systems.vqvae import MaskedVQVAEConfig
 from digisem.train.amp import resolve_schedule
 from digisem.train.recipe import RecipeError, apply_override, load_recipe, stage_key
+from digisem.train.robust import make_attack
 
 
 def write(tmp_path, text):
@@ -80,6 +82,10 @@ def test_every_bundled_recipe_loads_and_its_config_is_valid(name):
     elif recipe["system"] == "jcm":
         JCMConfig.from_dict(recipe["model"])
         assert {"snr_db", "epochs", "lr"} <= set(recipe["train"])
+    elif recipe["system"] == "robust":
+        MaskedVQVAEConfig.from_dict(recipe["model"])
+        for attack in (recipe["train"].get("attack"), recipe["eval"].get("attack")):
+            make_attack(attack)
     else:
         assert recipe["system"] == "scdm"
         config = SCDMConfig.from_dict(recipe["model"])

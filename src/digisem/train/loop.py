@@ -43,7 +43,10 @@ class Stage:
 
     ``trainable`` names submodules of the model (e.g. ``("encoder", "decoder")``); all others are
     frozen. The learning rate follows cosine annealing from ``lr`` to ``eta_min`` over ``epochs``.
-    ``max_batches`` caps the batches per epoch (None: the whole dataset).
+    ``max_batches`` caps the batches per epoch (None: the whole dataset). ``after_backward`` runs
+    between each backward pass and the optimizer step (e.g. removing an adversarial weight
+    perturbation that the loss added, so the gradient taken at the perturbed weights updates the
+    clean ones).
     """
 
     name: str
@@ -53,6 +56,7 @@ class Stage:
     loss: LossFn
     eta_min: float = 1e-6
     max_batches: int | None = None
+    after_backward: Callable[[], None] | None = None
 
 
 def distributed_context() -> tuple[int, int]:
@@ -166,6 +170,8 @@ def fit_stage(
                 raise FloatingPointError(f"stage {stage.name!r}, epoch {epoch}: loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if stage.after_backward is not None:
+                stage.after_backward()
             optimizer.step()
             for key, value in {"loss": loss.item(), **values}.items():
                 sums[key] = sums.get(key, 0.0) + value

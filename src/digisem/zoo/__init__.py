@@ -21,6 +21,7 @@ SYSTEM_BUILDERS = {
     "ampsc": ("digisem.systems.ampsc", "AMPSC", "AMPSCConfig"),
     "jcm": ("digisem.systems.jcm", "JCM", "JCMConfig"),
     "scdm": ("digisem.systems.scdm", "SCDM", "SCDMConfig"),
+    "vqvae": ("digisem.systems.vqvae", "MaskedVQVAE", "MaskedVQVAEConfig"),
 }
 
 

@@ -20,7 +20,7 @@ SYSTEMS_4BIT = ["ampsc-cifar10-4bit-cpu", "softhe22-cifar10-4bit-cpu", "softq-ci
                 "softamp-cifar10-4bit-cpu", "softamp-womatk-cifar10-4bit-cpu", "softhe22-wmatk-cifar10-4bit-cpu"]
 SYSTEMS_2BIT = ["ampsc-cifar10-2bit-cpu", "softhe22-cifar10-2bit-cpu"]
 SYSTEMS_MASK = ["ampsc-mask1p-cifar10-4bit-cpu", "ampsc-cifar10-4bit-cpu", "ampsc-mask3p-cifar10-4bit-cpu", "ampsc-mask4p-cifar10-4bit-cpu", "ampsc-mask5p-cifar10-4bit-cpu"]
-"""The mask-ratio sweep (paper Fig. 8): AMP-SC with MATK ratio p, 2p (AMP-SC itself), 3p, 4p, 5p."""
+"""The mask-ratio sweep (the paper's Fig. 10 ablation, on DIV2K there): AMP-SC with MATK ratio p, 2p (AMP-SC itself), 3p, 4p, 5p."""
 TABLE_SNRS = [0.0, 3.0, 6.0, 9.0, 12.0, 18.0]
 PAPER_AVERAGE_4BIT = {"AMP-SC": 27.63, "SoftHe22": 27.63 - 1.24, "SoftQ": 27.63 - 1.97, "He22": 27.63 - 6.53}
 """The paper's 0-18 dB average PSNR at 4 bits (AMP-SC 27.63 dB; the others from its stated gaps)."""

@@ -8,11 +8,8 @@ recipes=("$@")
 if [ ${#recipes[@]} -eq 0 ]; then
   recipes=(ampsc-cifar10-4bit-cpu softhe22-cifar10-4bit-cpu he22-cifar10-4bit-cpu conventional-cifar10-4bit-cpu
            softq-cifar10-4bit-cpu softamp-cifar10-4bit-cpu softamp-womatk-cifar10-4bit-cpu softhe22-wmatk-cifar10-4bit-cpu
-           ampsc-cifar10-2bit-cpu softhe22-cifar10-2bit-cpu)
+           ampsc-cifar10-2bit-cpu softhe22-cifar10-2bit-cpu
+           ampsc-mask1p-cifar10-4bit-cpu ampsc-mask3p-cifar10-4bit-cpu ampsc-mask4p-cifar10-4bit-cpu ampsc-mask5p-cifar10-4bit-cpu
+           ampsc-hr-4bit-cpu)
 fi
-mkdir -p runs
-for recipe in "${recipes[@]}"; do
-  start=$(date +%s)
-  digisem train "$recipe" --resume --quiet
-  echo "digisem train $recipe --resume  # $(( $(date +%s) - start )) s" | tee -a runs/ampsc_cpu_commands.log
-done
+bash benchmarks/train_chain.sh runs/ampsc_cpu_commands.log "${recipes[@]}"

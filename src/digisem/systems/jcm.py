@@ -203,12 +203,17 @@ class JCM(nn.Module):
         return outputs
 
     @torch.no_grad()
+    def transmit_all(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Eval-mode symbols of many images: ``[N, 3, 32, 32]`` -> ``[N, n], complex64`` (leaves the model in eval mode)."""
+        self.eval()
+        return torch.cat([self.transmit(batch) for batch in images.split(batch_size)])
+
+    @torch.no_grad()
     def fit_symbol_prior(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Fill ``symbol_prior`` with ``prior_size`` symbols drawn from what ``images [N, 3, 32, 32]`` transmit
         (eval mode: the encoder's most likely levels); returns it as ``[prior_size], complex64``."""
         was_training = self.training
-        self.eval()
-        symbols = torch.cat([self.transmit(batch) for batch in images.split(256)]).reshape(-1)
+        symbols = self.transmit_all(images).reshape(-1)
         self.train(was_training)
         if symbols.numel() < self.config.prior_size:
             raise ValueError(f"{images.shape[0]} images give {symbols.numel()} symbols, fewer than prior_size {self.config.prior_size}")

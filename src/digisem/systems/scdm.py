@@ -430,7 +430,6 @@ class SCDM(nn.Module):
         if config.joint_decoder:
             codec = JCMConfig.from_dict(config.codec)
             self.decoder = JCMDecoder(codec.width, codec.channel_uses, codec.decoder_blocks, codec.classes)
-        self.last_evaluations = 0
 
     def forward(self, received: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None, sampler: SamplerConfig | None = None) -> torch.Tensor:
         check_symbols(received, "received")
@@ -440,7 +439,7 @@ class SCDM(nn.Module):
         if codec_length and received.shape[1] != codec_length:
             raise ValueError(f"this SCDM was trained on sequences of n = {codec_length} symbols, got n = {received.shape[1]}")
         steps = self.schedule.step_for_snr(snr_db).to(received.device)
-        denoised, self.last_evaluations = sample(self.score, self.schedule, to_real(received), steps, sampler or self.sampler, generator)
+        denoised, _ = sample(self.score, self.schedule, to_real(received), steps, sampler or self.sampler, generator)
         return to_complex(denoised)
 
 

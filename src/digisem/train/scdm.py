@@ -97,13 +97,6 @@ def load_codec(source: str, runs_dir: str | Path = "runs") -> tuple[JCM, dict[st
 
 
 @torch.no_grad()
-def encode(codec: JCM, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """The symbols ``[N, n], complex64`` that ``images [N, 3, 32, 32]`` transmit (eval mode)."""
-    codec.eval()
-    return torch.cat([codec.transmit(batch) for batch in images.split(batch_size)])
-
-
-@torch.no_grad()
 def denoised_training_set(scdm: SCDM, symbols: torch.Tensor, generator: torch.Generator, batch_size: int = 500, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Stage 2 inputs: each clean ``symbols [N, n]`` gets ``N_snr ~ U{1..N}``, channel noise at that
     step (eq. 7) and SCDM's denoising from there. Returns ``(denoised [N, n] complex64, steps [N])``."""
@@ -135,7 +128,7 @@ def run_scdm_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_
     seed = int(recipe["seed"])
     started = time.perf_counter()
     images = all_images(training_dataset(recipe["data"], data_root), recipe["data"].get("train_limit"))
-    symbols = encode(codec, images)
+    symbols = codec.transmit_all(images)
     codec_key = stage_key({"codec": codec_source, "weights": codec_metadata.get("recipe"), "results": codec_metadata.get("results")})
     # the sampler does not change score matching: recipes that differ only in it share the score stage
     score_model = {key: value for key, value in recipe["model"].items() if key != "sampler"}

@@ -42,7 +42,7 @@ def tiny_symbol_zoo(tiny_zoo):
 def test_publish_records_sample_psnr_that_load_reproduces(tiny_zoo):
     assert zoo.zoo_names() == ["ampsc-cifar10-4bit", "softhe22-cifar10-4bit"]
     model, metadata = zoo.load("ampsc-cifar10-4bit")
-    assert zoo.sample_psnr(model, metadata) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
+    assert zoo.sample_score(model, metadata)["psnr"] == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
 
 
 def test_demo_writes_plot_grid_and_report(tiny_zoo, capsys):
@@ -71,7 +71,7 @@ def test_demo_includes_jcm_and_scdm_when_the_zoo_has_them(tiny_symbol_zoo, capsy
 def test_published_scdm_reproduces_its_sample_psnr_through_its_codec(tiny_symbol_zoo):
     for name in ("jcm-cifar10-64qam", "scdm-cifar10-64qam"):
         model, metadata = zoo.load(name)
-        assert zoo.sample_psnr(model, metadata) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
+        assert zoo.sample_score(model, metadata)["psnr"] == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
     assert zoo.load("scdm-cifar10-64qam")[1]["codec"] == "jcm-cifar10-64qam"
     stored, metadata = read_weights(zoo.resolve_weights("jcm-cifar10-64qam"))
     assert stored["encoder.logits.weight"].dtype == torch.float16 and metadata["storage"].startswith("float16")
@@ -105,6 +105,9 @@ def test_read_image_converts_modes(tmp_path):
 
 
 @pytest.mark.parametrize("name", zoo.zoo_names())
-def test_every_zoo_model_reproduces_its_recorded_sample_psnr(name):
+def test_every_zoo_model_reproduces_its_recorded_sample_score(name):
     model, metadata = zoo.load(name)
-    assert zoo.sample_psnr(model, metadata) == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
+    scores = zoo.sample_score(model, metadata)
+    assert scores
+    for key, value in scores.items():
+        assert value == pytest.approx(metadata["sample_check"][key], abs=0.01)

@@ -297,8 +297,72 @@ def command_zoo(args: argparse.Namespace) -> int:
         average = metadata.get("results", {}).get("summary", {}).get("psnr_avg_0_18")
         check = metadata.get("sample_check", {})
         kind = "Eb/N0" if metadata.get("system") == "ampsc" else "Es/N0"
-        check_text = f"{check['psnr']:.2f} dB at {check['snr_db']:g} dB {kind} ({check['channel']})" if "psnr" in check else "-"
+        if "psnr" in check:
+            check_text = f"{check['psnr']:.2f} dB at {check['snr_db']:g} dB {kind} ({check['channel']})"
+        elif "accuracy" in check:
+            check_text = f"accuracy {check['accuracy']:.3f} at {check['snr_db']:g} dB {kind}"
+        else:
+            check_text = "-"
         print(f"{name:24s} {metadata.get('system', '?'):6s} {metadata.get('name', '?'):26s} {(f'{average:.2f} dB' if average is not None else '-'):>11s}  {check_text:30s} {metadata.get('recipe', '?')}")
+    return 0
+
+
+ATTACK_CHOICES = ("ifgsm", "fgsm", "pgd")
+
+
+def command_attack(args: argparse.Namespace) -> int:
+    """Attack a pretrained classifier (masked VQ-VAE or JSCC) with transmitter-side semantic noise:
+    prints clean and attacked accuracy at one SNR, writes attack.json and perturbation.png."""
+    import torch
+
+    from digisem import zoo
+    from digisem.data import CIFAR10
+    from digisem.evaluate import evaluate_classification
+    from digisem.io import run_metadata, write_json
+    from digisem.plots import reconstruction_grid
+    from digisem.train.robust import labelled_samples, make_attack, make_link
+
+    if not args.eps >= 0:
+        raise UsageError(f"--eps is an L-infinity budget on images in [0, 1] and must be >= 0, got {args.eps}")
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    model, metadata = zoo.load(args.model)
+    if metadata.get("system") != "vqvae" or model.config.task != "classification":
+        raise UsageError(f"{args.model} is not a classifier (masked VQ-VAE or JSCC): digisem attack needs one, e.g. vqvae-fim-at-cifar10")
+    link_spec = zoo.recorded_link(metadata)
+    link = make_link(link_spec)
+    dataset = labelled_samples() if args.data == "samples" else CIFAR10(args.data, split="test", limit=args.limit)
+    step = args.step if args.step is not None else 1.25 * args.eps / args.steps
+    spec = {"kind": args.attack, "epsilon": args.eps, "step": step, "steps": args.steps} if args.eps > 0 else {"kind": "none"}
+    attack = make_attack(spec)
+    started = time.perf_counter()
+    curves = evaluate_classification(model, dataset, [args.snr], link, attack=attack, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    clean = curves["accuracy"][0]
+    attacked = curves["accuracy_attacked"][0] if attack is not None else clean
+    out = Path(args.out)
+    results = {
+        "clean_accuracy": clean,
+        "attacked_accuracy": attacked,
+        "model": str(args.model),
+        "attack": spec,
+        "snr_db": args.snr,
+        "snr_kind": "esn0",
+        "link": link_spec,
+        "n_images": len(dataset),
+        "meta": run_metadata(args.seed, "cpu", dataset="bundled sample images" if args.data == "samples" else "CIFAR-10 test", wall_s=round(time.perf_counter() - started, 1)),
+    }
+    write_json(out / "attack.json", results)
+    images, labels = next(iter(torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=False)))
+    adversarial = images
+    if attack is not None:
+        generator = torch.Generator().manual_seed(args.seed)
+        adversarial = attack(lambda x: torch.nn.functional.cross_entropy(model(x, generator=generator)["logits"], labels, reduction="none"), images, generator)
+    scale = max(args.eps, 1e-12)
+    rows = [("clean", images), (f"noise x{0.5 / scale:.0f}", (adversarial - images) / (2 * scale) + 0.5), ("attacked", adversarial)]
+    reconstruction_grid(rows, out / "perturbation.png", title=f"{args.model}: {args.attack} semantic noise, epsilon {args.eps:g}")
+    print(f"{args.model}: {len(dataset)} images, Es/N0 {args.snr:g} dB, {args.attack} epsilon {args.eps:g}")
+    print(f"clean accuracy     {clean:.4f}\nattacked accuracy  {attacked:.4f}")
+    print(f"wrote {out / 'attack.json'} and {out / 'perturbation.png'}")
     return 0
 
 
@@ -422,6 +486,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     zoo_verb = verbs.add_parser("zoo", help="list the bundled pretrained models", description=command_zoo.__doc__)
     zoo_verb.set_defaults(func=command_zoo)
+
+    attack = verbs.add_parser("attack", help="clean vs attacked accuracy of a pretrained classifier under semantic noise", description=command_attack.__doc__)
+    attack.add_argument("model", help="zoo name (vqvae-fim-at-cifar10, jscc-cifar10), run folder or weights file")
+    attack.add_argument("--eps", type=float, default=0.016, help="L-infinity budget of the semantic noise on images in [0, 1] (default 0.016, the paper's)")
+    attack.add_argument("--attack", choices=ATTACK_CHOICES, default="ifgsm", help="ifgsm (eq. 7, default), fgsm (eq. 6) or pgd (random start)")
+    attack.add_argument("--steps", type=int, default=5, help="K iterations of ifgsm/pgd (default 5)")
+    attack.add_argument("--step", type=float, default=None, help="alpha per iteration (default 1.25 eps / K, so K alpha > eps)")
+    attack.add_argument("--snr", type=float, default=3.0, help="Es/N0 in dB per complex symbol of the model's link (default 3)")
+    attack.add_argument("--data", default=None, help="data root holding CIFAR-10 (default $DIGISEM_DATA) or 'samples' for the bundled images")
+    attack.add_argument("--limit", type=int, default=None, help="attack only the first N test images (class-balanced)")
+    attack.add_argument("--batch-size", type=int, default=100, help="images per batch (default 100)")
+    attack.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    attack.add_argument("--out", default="runs/attack", help="output folder (default runs/attack)")
+    attack.add_argument("--quiet", action="store_true", help="no progress bar")
+    attack.set_defaults(func=command_attack)
 
     send = verbs.add_parser("send", help="send one image through a pretrained system", description=command_send.__doc__)
     send.add_argument("image", help="image file (PNG, JPEG, ...)")

@@ -28,10 +28,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..digitize import VectorQuantizer
+from ..link.links import normalize_power
 from ..nn import TransformerBlock
 from .config import DictConfig
 
 TASKS = ("classification", "reconstruction")
+TRANSMISSIONS = ("digital", "analog")
 
 
 class FeatureImportanceModule(nn.Module):
@@ -183,7 +185,11 @@ class _MaskedDecoder(nn.Module):
 @dataclass(frozen=True)
 class MaskedVQVAEConfig(DictConfig):
     """Hyper-parameters of :class:`MaskedVQVAE` (the authors' demo: ViT on 224-px CIFAR with 16-px
-    patches, width 384, depth 4, 6 heads, features of 32 dimensions, J = 256, beta = 0.25)."""
+    patches, width 384, depth 4, 6 heads, features of 32 dimensions, J = 256, beta = 0.25).
+
+    ``transmission="analog"`` makes the same ViT the paper's JSCC baseline: no codebook, the encoder
+    output pairs into ``K code_dim / 2`` complex symbols per image, power-normalized per image and sent
+    over a :class:`~digisem.link.SymbolLink`."""
 
     image_size: int = 32
     patch: int = 4
@@ -200,8 +206,13 @@ class MaskedVQVAEConfig(DictConfig):
     classes: int = 10
     fim_layers: tuple[int, ...] = ()
     fim_threshold: float = 0.0
+    transmission: str = "digital"
 
     def __post_init__(self) -> None:
+        if self.transmission not in TRANSMISSIONS:
+            raise ValueError(f"unknown transmission {self.transmission!r}: use one of {TRANSMISSIONS}")
+        if self.transmission == "analog" and self.code_dim % 2:
+            raise ValueError(f"analog transmission pairs features into complex symbols: code_dim must be even, got {self.code_dim}")
         if self.image_size % self.patch:
             raise ValueError(f"image_size {self.image_size} must be a multiple of patch {self.patch}")
         if self.task not in TASKS:
@@ -230,8 +241,9 @@ class MaskedVQVAE(nn.Module):
     training and in transmission alike: masked patches are never sent.
 
     Output dict: ``logits [B, classes]`` (classification) or ``x_hat [B, 3, H, W]`` (reconstruction);
-    ``kept [B, K]`` patch indices; ``indices`` / ``received_indices [B, K]``; ``features [B, K, D]``
-    (encoder output ``z_e``); ``vq_losses`` (codebook, commitment); ``fim_logits`` (one ``[B, classes]``
+    ``kept [B, K]`` patch indices; ``indices`` / ``received_indices [B, K]`` (digital only);
+    ``features [B, K, D]`` (encoder output ``z_e``); ``vq_losses`` (codebook, commitment; empty when
+    analog, where ``link`` is a :class:`~digisem.link.SymbolLink`); ``fim_logits`` (one ``[B, classes]``
     per FIM layer, for eq. 16).
     """
 
@@ -241,7 +253,7 @@ class MaskedVQVAE(nn.Module):
         patch_pixels = 3 * config.patch * config.patch
         self.encoder = _PatchEncoder(patch_pixels, config.patches, config.width, config.depth, config.heads, config.code_dim)
         self.fims = nn.ModuleDict({str(layer): FeatureImportanceModule(config.width, config.classes, config.fim_threshold) for layer in config.fim_layers})
-        self.quantizer = VectorQuantizer(config.codebook_size, config.code_dim, config.beta)
+        self.quantizer = VectorQuantizer(config.codebook_size, config.code_dim, config.beta) if config.transmission == "digital" else None
         self.decoder = _MaskedDecoder(config.code_dim, config.patches, config.decoder_width, config.decoder_depth, max(1, config.heads // 2))
         if config.task == "classification":
             width = config.decoder_width
@@ -283,20 +295,36 @@ class MaskedVQVAE(nn.Module):
                 tokens = out["features"]
                 fim_logits.append(out["logits"])
         features = self.encoder.project(self.encoder.norm(tokens))
-        quantized, indices, vq_losses = self.quantizer(features)
-        received_indices = indices
-        if link is not None:
-            received_indices = link(indices, num_bits=self.quantizer.bits_per_index, snr_db=snr_db, generator=generator)
-            received_indices = received_indices.clamp(0, config.codebook_size - 1)
-            quantized = quantized + (self.quantizer.lookup(received_indices) - quantized).detach()
-        hidden = self.decoder(quantized, kept)
-        outputs: dict[str, Any] = {"kept": kept, "indices": indices, "received_indices": received_indices, "features": features, "vq_losses": vq_losses, "fim_logits": fim_logits}
+        outputs: dict[str, Any] = {"kept": kept, "features": features, "fim_logits": fim_logits}
+        if self.quantizer is None:
+            received = self._send_analog(features, snr_db, link, generator)
+            outputs["vq_losses"] = {}
+        else:
+            received, indices, vq_losses = self.quantizer(features)
+            received_indices = indices
+            if link is not None:
+                received_indices = link(indices, num_bits=self.quantizer.bits_per_index, snr_db=snr_db, generator=generator)
+                received_indices = received_indices.clamp(0, config.codebook_size - 1)
+                received = received + (self.quantizer.lookup(received_indices) - received).detach()
+            outputs.update(indices=indices, received_indices=received_indices, vq_losses=vq_losses)
+        hidden = self.decoder(received, kept)
         if config.task == "classification":
             outputs["logits"] = self.head(hidden.mean(1))
         else:
             outputs["x_hat"] = torch.sigmoid(self.unpatchify(self.head(hidden)))
         return outputs
 
+    @staticmethod
+    def _send_analog(features: torch.Tensor, snr_db: float | torch.Tensor | None, link: Callable[..., Any] | None, generator: torch.Generator | None) -> torch.Tensor:
+        """JSCC: ``features [B, K, D]`` -> ``[B, K D / 2]`` unit-energy complex symbols -> ``link`` -> back to ``[B, K, D]``."""
+        symbols = normalize_power(torch.view_as_complex(features.reshape(features.shape[0], -1, 2).contiguous()))
+        if link is not None:
+            symbols = link(symbols, snr_db=snr_db, generator=generator).symbols
+        return torch.view_as_real(symbols).reshape(features.shape)
+
     def symbols_per_image(self, bits_per_symbol: int, code_rate: float = 1.0) -> float:
-        """Transmitted symbols per image (Table I's formula with this model's sizes)."""
+        """Transmitted symbols per image: Table I's formula with this model's sizes (digital), or
+        ``K code_dim / 2`` complex symbols (analog; the arguments are then unused)."""
+        if self.quantizer is None:
+            return self.config.patches * (1 - self.config.mask_ratio) * self.config.code_dim / 2
         return masked_vqvae_symbols(self.config.image_size, self.config.image_size, self.quantizer.bits_per_index, 1 - self.config.mask_ratio, self.config.patch, bits_per_symbol, code_rate)

@@ -10,7 +10,8 @@ cross-entropies (eq. 16) and the similarity term (eq. 17), each with its recipe 
 A ``robust`` recipe: ``model`` (:class:`~digisem.systems.vqvae.MaskedVQVAEConfig`), ``data``
 (``dataset`` cifar10 or samples, ``train_limit``, ``batch_size``), ``link`` (``modulation``,
 ``channel``, ``code``: e.g. 16qam, mimo-8x4-svd, ldpc-1/2; null sends indices intact), ``train``
-(``epochs``, ``lr``, ``snr_db``, ``attack``, ``awp_gamma``, ``weights``), ``eval`` (``snr``,
+(``epochs``, ``lr``, ``snr_db``, ``attack``, ``awp_gamma``, ``weights``, optional ``init_from``: the
+name of an earlier run in the same runs folder to fine-tune), ``eval`` (``snr``,
 ``test_limit``, ``batch_size``, ``attack``). Attacks: ``{kind: none|fgsm|ifgsm|pgd, epsilon, step,
 steps}`` on images in [0, 1].
 """
@@ -56,13 +57,20 @@ def classification_dataset(data: dict[str, Any], root: str | None, split: str, l
 
 
 def make_link(spec: dict[str, Any] | None):
-    """The bit link of a recipe's ``link`` section (None: indices arrive intact)."""
+    """The link of a recipe's ``link`` section: a :class:`~digisem.link.BitLink` (``modulation``,
+    ``channel``, ``code``, optional ``ldpc_k`` information bits per codeword, default 512), a :class:`~digisem.link.SymbolLink` for ``{kind: analog, channel}``, or
+    None (the features arrive intact)."""
     if spec is None:
         return None
-    from ..link import BitLink
+    from ..link import BitLink, SymbolLink
     from ..link.ldpc import LDPC5GCode
 
-    code = LDPC5GCode.from_spec(spec["code"]) if spec.get("code") else None
+    kind = spec.get("kind", "digital")
+    if kind not in ("digital", "analog"):
+        raise RecipeError(f"unknown link kind {kind!r}: use digital or analog")
+    if kind == "analog":
+        return SymbolLink(spec["channel"], normalize=False)
+    code = LDPC5GCode.from_spec(spec["code"], k=int(spec.get("ldpc_k", 512))) if spec.get("code") else None
     return BitLink(spec["modulation"], spec["channel"], code=code)
 
 
@@ -82,13 +90,34 @@ def make_attack(spec: dict[str, Any] | None) -> Callable[..., torch.Tensor] | No
     return lambda loss_fn, x, generator=None: pgd(loss_fn, x, epsilon, step, steps, generator=generator)
 
 
+def _initialize_from(model: MaskedVQVAE, runs_dir: Path, run_name: str | None) -> str | None:
+    """Start from the weights of an earlier run ``runs_dir/run_name`` (e.g. adversarial fine-tuning of
+    a clean model, as the authors fine-tune a pretrained ViT); parts the earlier model lacks (FIMs)
+    keep their fresh initialization. Returns the source file's sha256 (None without ``run_name``)."""
+    if not run_name:
+        return None
+    import hashlib
+
+    from ..weights import read_weights
+
+    source = Path(runs_dir) / run_name / "model.safetensors"
+    if not source.is_file():
+        raise RecipeError(f"train.init_from {run_name!r}: no trained run at {source}; train it first with: digisem train {run_name}")
+    state, _ = read_weights(source)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not key.startswith("fims.") for key in missing):
+        raise RecipeError(f"train.init_from {run_name!r} does not fit this model: missing {missing}, unexpected {unexpected}")
+    return hashlib.sha256(source.read_bytes()).hexdigest()
+
+
 def robust_loss(model_call, images: torch.Tensor, labels: torch.Tensor, weights: dict[str, float], *, snr_db=None, link=None, generator=None) -> tuple[torch.Tensor, dict[str, float]]:
     """Per-example training loss ``[B]`` (cross-entropy + the weighted extra terms, shared by all examples) and its parts."""
     out = model_call(images, snr_db=snr_db, link=link, generator=generator)
     cross_entropy = F.cross_entropy(out["logits"], labels, reduction="none")
     module = getattr(model_call, "module", model_call)
-    extra = float(weights.get("vq", 1.0)) * (out["vq_losses"]["codebook"] + out["vq_losses"]["commitment"])
-    extra = extra + float(weights.get("orthogonality", 0.0)) * module.quantizer.orthogonality()
+    extra = float(weights.get("vq", 1.0)) * sum(out["vq_losses"].values(), torch.zeros(()))
+    if module.quantizer is not None:
+        extra = extra + float(weights.get("orthogonality", 0.0)) * module.quantizer.orthogonality()
     if out["fim_logits"]:
         extra = extra + float(weights.get("fim", 0.0)) * sum(F.cross_entropy(logits, labels) for logits in out["fim_logits"]) / len(out["fim_logits"])
     if weights.get("similarity"):
@@ -105,8 +134,12 @@ def run_robust_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", dat
     model = MaskedVQVAE(MaskedVQVAEConfig.from_dict(recipe["model"]))
     train = recipe["train"]
     link = make_link(recipe.get("link"))
+    link_kind = (recipe.get("link") or {}).get("kind", "digital")
+    if link is not None and link_kind != model.config.transmission:
+        raise RecipeError(f"a {model.config.transmission} model needs a {model.config.transmission} link, got a {link_kind} one")
     attack = make_attack(train.get("attack"))
     weights = train.get("weights", {})
+    initial_weights = _initialize_from(model, runs_dir, train.get("init_from"))
     snr_db = float(train["snr_db"]) if link is not None else None
     gamma = float(train.get("awp_gamma", 0.0))
     awp = AdversarialWeightPerturbation(model, gamma) if gamma > 0 else None
@@ -122,9 +155,10 @@ def run_robust_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", dat
 
     data = recipe["data"]
     dataset = classification_dataset(data, data_root, "train", data.get("train_limit"))
-    fingerprint = {"system": "robust", "model": recipe["model"], "data": data, "link": recipe.get("link"), "train": train, "seed": seed}
+    fingerprint = {"system": "robust", "model": recipe["model"], "data": data, "link": recipe.get("link"), "train": train, "seed": seed, "initial_weights": initial_weights}
     stage_dir = runs_dir / "_stages" / f"{stage_key(fingerprint)}-robust"
-    stage = Stage("robust", int(train["epochs"]), float(train["lr"]), TRAINABLE, loss, after_backward=awp.restore if awp is not None else None)
+    trainable = tuple(part for part in TRAINABLE if getattr(model, part) is not None)
+    stage = Stage("robust", int(train["epochs"]), float(train["lr"]), trainable, loss, after_backward=awp.restore if awp is not None else None)
     started = time.perf_counter()
     logs = fit_stage(model, stage, dataset, stage_dir, batch_size=int(data["batch_size"]), seed=seed, device=default_device(), progress=progress, resume=resume)
     train_seconds = time.perf_counter() - started
@@ -147,5 +181,5 @@ def run_robust_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", dat
                              channel=(recipe.get("link") or {}).get("channel", "none"), snr_kind="esn0", link=recipe.get("link"), attack=evaluation.get("attack"),
                              train_seconds=round(train_seconds, 1), eval_seconds=round(time.perf_counter() - started, 1), recipe=copy.deepcopy(recipe)),
     }
-    metadata = {"system": "vqvae", "config": recipe["model"], "recipe": recipe["name"], "name": name, "results": {"snr_db": curves["snr_db"], "accuracy": curves["accuracy"]}}
+    metadata = {"system": "vqvae", "config": recipe["model"], "recipe": recipe["name"], "name": name, "link": recipe.get("link"), "results": {"snr_db": curves["snr_db"], "accuracy": curves["accuracy"]}}
     return write_run_folder(runs_dir / recipe["name"], recipe, model, metadata, logs, results, plots=("accuracy",))

@@ -98,14 +98,24 @@ SAMPLE_CHECKS = {
     "ampsc": {"snr_db": 6.0, "channel": "bsc", "seed": 0},
     "jcm": {"snr_db": 6.0, "channel": "awgn", "seed": 0},
     "scdm": {"snr_db": -6.0, "channel": "awgn", "seed": 0},
+    "vqvae": {"snr_db": 3.0, "channel": "recorded link", "seed": 0},
 }
-"""Where a published model's PSNR on the bundled samples is recorded (and re-checked by the tests):
+"""Where a published model's score on the bundled samples is recorded (and re-checked by the tests):
 AMP-SC over the BSC at Eb/N0 6 dB; JCM over AWGN at Es/N0 6 dB; SCDM (with its jointly trained
-decoder, on its codec) over AWGN at Es/N0 -6 dB."""
+decoder, on its codec) over AWGN at Es/N0 -6 dB (PSNR); the masked VQ-VAE / JSCC classifiers over
+their training link at Es/N0 3 dB (accuracy and mean probability of the true class)."""
 
 
-def sample_psnr(model: nn.Module, metadata: dict[str, Any]) -> float:
-    """Mean PSNR (dB) of a loaded system on the bundled sample images at its :data:`SAMPLE_CHECKS` point."""
+def recorded_link(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``link`` section of the recipe a robust-semcom model was trained with (None: no link)."""
+    if "link" in metadata:
+        return metadata["link"]
+    return metadata.get("results", {}).get("meta", {}).get("link")
+
+
+def sample_score(model: nn.Module, metadata: dict[str, Any]) -> dict[str, float]:
+    """Score of a loaded system on the bundled sample images at its :data:`SAMPLE_CHECKS` point:
+    ``{"psnr": dB}`` for image systems, ``{"accuracy", "true_class_probability"}`` for classifiers."""
     import torch
 
     from ..data import sample_images
@@ -113,8 +123,16 @@ def sample_psnr(model: nn.Module, metadata: dict[str, Any]) -> float:
 
     system = metadata["system"]
     check = SAMPLE_CHECKS[system]
-    images, _ = sample_images("cifar" if metadata["config"].get("preset", "cifar") == "cifar" else "kodak")
     generator = torch.Generator().manual_seed(check["seed"])
+    if system == "vqvae":
+        from ..train.robust import labelled_samples, make_link
+
+        images, labels = labelled_samples().tensors
+        with torch.no_grad():
+            logits = model(images, snr_db=check["snr_db"], link=make_link(recorded_link(metadata)), generator=generator)["logits"]
+        probability = torch.softmax(logits, 1).gather(1, labels[:, None]).mean()
+        return {"accuracy": float((logits.argmax(1) == labels).float().mean()), "true_class_probability": float(probability)}
+    images, _ = sample_images("cifar" if metadata["config"].get("preset", "cifar") == "cifar" else "kodak")
     with torch.no_grad():
         if system == "ampsc":
             from ..evaluate import make_image_link
@@ -126,12 +144,12 @@ def sample_psnr(model: nn.Module, metadata: dict[str, Any]) -> float:
             codec, _ = load(metadata["codec"])
             out = codec(images, snr_db=check["snr_db"], denoiser=model, generator=generator)
             x_hat = (model.decoder or codec.decoder)(out["restored"])[0]
-    return float(psnr(x_hat, images, per_image=False))
+    return {"psnr": float(psnr(x_hat, images, per_image=False))}
 
 
 def publish(run_dir: str | Path, name: str, codec: str | None = None, half: bool = False) -> Path:
     """Copy a run's weights into the zoo as ``<name>.safetensors`` with its recorded results and a
-    PSNR on the bundled samples (:data:`SAMPLE_CHECKS`), and pin its sha256 in ``SHA256SUMS``.
+    score on the bundled samples (:data:`SAMPLE_CHECKS`), and pin its sha256 in ``SHA256SUMS``.
     ``codec``: for an SCDM, the zoo name of the codec it denoises for (recorded in its metadata).
     ``half``: store floating-point weights as float16 (half the file); the sample PSNR is measured
     with the rounded weights, the recorded results are the run's (float32)."""
@@ -154,7 +172,9 @@ def publish(run_dir: str | Path, name: str, codec: str | None = None, half: bool
                 if tensor.dtype.is_floating_point:
                     tensor.copy_(tensor.half().float())
         metadata["storage"] = "float16 (results measured with the float32 run weights)"
-    metadata["sample_check"] = {**SAMPLE_CHECKS[metadata["system"]], "psnr": sample_psnr(model, metadata)}
+    if metadata["system"] == "vqvae":
+        metadata["link"] = recorded_link(metadata)
+    metadata["sample_check"] = {**SAMPLE_CHECKS[metadata["system"]], **sample_score(model, metadata)}
     metadata["zoo_name"] = name
     metadata["licence"] = "Apache-2.0 (weights trained by digisem on CIFAR-10)"
     path = save_weights(model, zoo_dir() / f"{name}.safetensors", metadata, float_dtype=torch.float16 if half else None)

@@ -1,0 +1,234 @@
+"""The robust semantic communication paper's analyses on trained cpu-scale runs: prints tables, writes
+JSON and plots (Fig. 4, 6, 7, 9, 10, Table I, retrieval, noise-related masking, JPEG+LDPC baselines).
+
+Usage: DIGISEM_DATA=../shared/data python benchmarks/robust_report.py --runs runs --out docs/results/robust
+(needs the run folders of vqvae-cifar10-cpu, robust-cifar10-cpu, jscc-cifar10-cpu, jscc-at-cifar10-cpu;
+the J sweep vqvae-j{4,16,64,256}-cifar10-cpu is used when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from digisem import analyses, zoo
+from digisem.data import CIFAR10
+from digisem.io import atomic_write, run_metadata, write_json
+from digisem.systems.vqvae import (
+    jpeg_ldpc_symbols,
+    masked_vqvae_symbols,
+    redundant_features,
+)
+from digisem.train.robust import make_attack, make_link
+
+SYSTEMS = {"vqvae-cifar10-cpu": "Masked VQ-VAE", "robust-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM", "jscc-cifar10-cpu": "JSCC", "jscc-at-cifar10-cpu": "JSCC + AT"}
+J_SWEEP = {4: "vqvae-j4-cifar10-cpu", 16: "vqvae-j16-cifar10-cpu", 64: "vqvae-j64-cifar10-cpu", 256: "vqvae-j256-cifar10-cpu"}
+PAPER_JPEG_BITS = round(32 * 32 * 3 * 8 / 11.2)  # the paper's JPEG compression ratio Cr = 11.2 (Table I) at 32x32
+
+
+def ifgsm(epsilon: float, steps: int = 5):
+    """Iterative FGSM of the evaluation (K = 5, alpha = 1.25 epsilon / K); None for epsilon 0."""
+    return make_attack({"kind": "ifgsm", "epsilon": epsilon, "step": 1.25 * epsilon / steps, "steps": steps}) if epsilon > 0 else None
+
+
+def attack_batch(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float, seed: int) -> torch.Tensor:
+    """The evaluation's i-FGSM semantic noise on one batch, against ``model`` without its channel."""
+    generator = torch.Generator().manual_seed(seed)
+    return ifgsm(epsilon)(lambda x: torch.nn.functional.cross_entropy(model(x, generator=generator)["logits"], labels, reduction="none"), images, generator)
+
+
+def save_figure(fig, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+
+
+def line_plot(path: Path, x_label: str, y_label: str, curves: list[tuple[str, list[float], list[float], str]], title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, xs, ys, style in curves:
+        ax.plot(xs, ys, style, label=label)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--data", default=os.environ.get("DIGISEM_DATA"))
+    parser.add_argument("--limit", type=int, default=1000, help="CIFAR-10 test images (class-balanced)")
+    parser.add_argument("--snr", type=float, default=3.0, help="Es/N0 (dB) of the single-SNR analyses")
+    parser.add_argument("--out", default="docs/results/robust")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    out, runs = Path(args.out), Path(args.runs)
+    started = time.perf_counter()
+    test_set = CIFAR10(args.data, split="test", limit=args.limit)
+    models = {name: zoo.load(runs / name) for name in SYSTEMS if (runs / name / "model.safetensors").is_file()}
+    run_results = {name: json.loads((runs / name / "results.json").read_text()) for name in models}
+    links = {name: make_link(run_results[name]["meta"]["link"]) for name in models}
+    report: dict = {"snr_db": args.snr, "n_images": len(test_set)}
+
+    # Fig. 4: accuracy vs SNR, clean and under transmitter-side semantic noise (from the runs), plus JPEG+LDPC.
+    fig4 = {name: run_results[name]["results"] for name in models}
+    digital = make_link({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2"})
+    for name, label in (("vqvae-cifar10-cpu", "JPEG+LDPC"), ("robust-cifar10-cpu", "JPEG+LDPC+AT")):
+        if name in models:
+            classifier = models[name][0]
+            fig4[label] = analyses.jpeg_link_classification(lambda x, model=classifier: model(x)["logits"], test_set, fig4[name]["snr_db"], digital, PAPER_JPEG_BITS,
+                                                            attack=ifgsm(0.016), seed=args.seed)
+    report["fig4"] = fig4
+    curves = []
+    for index, (label, result) in enumerate(fig4.items()):
+        color = f"C{index}"
+        curves.append((SYSTEMS.get(label, label), result["snr_db"], result["accuracy"], "-o" + color))
+        curves.append((SYSTEMS.get(label, label) + " (semantic noise)", result["snr_db"], result["accuracy_attacked"], "--x" + color))
+    line_plot(out / "fig4_accuracy_vs_snr.png", "Es/N0 (dB)", "accuracy", curves, "CIFAR-10 accuracy, MIMO 8x4, clean (-) and i-FGSM eps 0.016 (--)")
+
+    # Fig. 6: accuracy vs epsilon at one SNR.
+    epsilons = [0.0, 0.004, 0.008, 0.016, 0.032, 0.064]
+    report["fig6"] = {name: analyses.accuracy_vs_epsilon(model, test_set, links[name], args.snr, epsilons, ifgsm, seed=args.seed) for name, (model, _) in models.items()}
+    line_plot(out / "fig6_accuracy_vs_epsilon.png", "epsilon (L-inf, images in [0, 1])", "accuracy",
+              [(SYSTEMS[name], r["epsilon"], r["accuracy"], "-o") for name, r in report["fig6"].items()], f"accuracy vs semantic-noise budget, Es/N0 {args.snr:g} dB")
+
+    # Fig. 7: reserving ratio (patches sent) for several epsilon, masked VQ-VAE models.
+    keep_ratios = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
+    report["fig7"] = {name: analyses.accuracy_vs_keep_ratio(models[name][0], test_set, links[name], args.snr, keep_ratios, [0.0, 0.016, 0.064], ifgsm, seed=args.seed)
+                      for name in ("vqvae-cifar10-cpu", "robust-cifar10-cpu") if name in models}
+    fig7_curves = []
+    for index, (name, result) in enumerate(report["fig7"].items()):
+        for style, (epsilon, values) in zip(("-o", "--s", ":^"), result["accuracy"].items()):
+            fig7_curves.append((f"{SYSTEMS[name]}, eps {float(epsilon):g}", result["keep_ratio"], values, style + f"C{index}"))
+    line_plot(out / "fig7_accuracy_vs_reserving_ratio.png", "reserving ratio (fraction of patches sent)", "accuracy", fig7_curves, f"trained at 0.5, Es/N0 {args.snr:g} dB")
+
+    # Noise-related vs uniform masking (at test time), full system.
+    if "robust-cifar10-cpu" in models:
+        model = models["robust-cifar10-cpu"][0]
+        images, labels = next(iter(torch.utils.data.DataLoader(test_set, batch_size=200, shuffle=False)))
+        attacked = attack_batch(model, images, labels, 0.016, args.seed)
+        weights = analyses.noise_masking_weights(model, images, attacked)
+        report["noise_masking"] = {"weights_min_max": [float(weights.min()), float(weights.max())], "weights_relative_spread": float(weights.std() / weights.mean())}
+        for kind, masking in (("uniform", None), ("noise_related", weights)):
+            correct = []
+            with torch.no_grad():
+                for x in (images, attacked):
+                    logits = model(x, snr_db=args.snr, link=links["robust-cifar10-cpu"], generator=torch.Generator().manual_seed(args.seed), masking_weights=masking)["logits"]
+                    correct.append(float((logits.argmax(1) == labels).float().mean()))
+            report["noise_masking"][kind] = {"clean": correct[0], "attacked": correct[1]}
+
+    # Fig. 8: receiver-side universal semantic noise vs signal-to-semantic-noise ratio (analog JSCC models).
+    ssnrs = [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 30.0]
+    report["fig8"] = {name: analyses.receiver_noise_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed)
+                      for name, (model, _) in models.items() if model.quantizer is None}
+    fig8_curves = []
+    for index, (name, result) in enumerate(report["fig8"].items()):
+        fig8_curves.append((f"{SYSTEMS[name]}, universal (Alg. 1)", result["ssnr_db"], result["accuracy_universal"], f"-oC{index}"))
+        fig8_curves.append((f"{SYSTEMS[name]}, Gaussian, same power", result["ssnr_db"], result["accuracy_gaussian"], f"--xC{index}"))
+    if fig8_curves:
+        line_plot(out / "fig8_receiver_noise.png", "signal-to-semantic-noise ratio (dB)", "accuracy", fig8_curves, f"receiver-side noise, block-fading MIMO 8x4 eigenmodes, Es/N0 {args.snr:g} dB")
+
+    # Fig. 9: feature activation frequency without / with FIM, clean and attacked samples.
+    fig9 = {}
+    images, labels = next(iter(torch.utils.data.DataLoader(test_set, batch_size=500, shuffle=False)))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), squeeze=False)
+    for axis, name in zip(axes[0], ("vqvae-cifar10-cpu", "robust-cifar10-cpu")):
+        if name not in models:
+            continue
+        model = models[name][0]
+        attacked = attack_batch(model, images, labels, 0.016, args.seed)
+        clean_freq = analyses.feature_activation_frequency(model, images, args.snr, seed=args.seed)
+        noisy_freq = analyses.feature_activation_frequency(model, attacked, args.snr, seed=args.seed)
+        fig9[name] = {"clean": clean_freq.tolist(), "attacked": noisy_freq.tolist(), "mean_abs_difference": float((clean_freq - noisy_freq).abs().mean()),
+                      "features_never_active": int(((clean_freq == 0) & (noisy_freq == 0)).sum())}
+        order = clean_freq.argsort(descending=True)
+        axis.bar(range(len(order)), clean_freq[order], color="C0", alpha=0.6, label="clean")
+        axis.bar(range(len(order)), noisy_freq[order], color="C3", alpha=0.5, label="semantic noise")
+        axis.set_title(f"{SYSTEMS[name]}: mean |diff| {fig9[name]['mean_abs_difference']:.3f}", fontsize="small")
+        axis.set_xlabel("feature (sorted by clean frequency)")
+        axis.set_ylabel("activation frequency")
+        axis.legend(fontsize="small")
+    fig.tight_layout()
+    save_figure(fig, out / "fig9_activation_frequency.png")
+    report["fig9"] = fig9
+
+    # Fig. 10: codebook similarity without / with the orthogonality term.
+    fig10 = {}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), squeeze=False)
+    for axis, name in zip(axes[0], ("vqvae-cifar10-cpu", "robust-cifar10-cpu")):
+        if name not in models:
+            continue
+        similarity = analyses.codebook_similarity(models[name][0].quantizer.codebook)
+        off_diagonal = similarity[~torch.eye(similarity.shape[0], dtype=torch.bool)]
+        recipe = run_results[name]["meta"]["recipe"]
+        fig10[name] = {"orthogonality_weight": recipe["train"].get("weights", {}).get("orthogonality", 0.0),
+                       "mean_abs_cosine": float(off_diagonal.abs().mean()), "max_cosine": float(off_diagonal.max())}
+        image = axis.imshow(similarity.numpy(), cmap="coolwarm", vmin=-1, vmax=1)
+        axis.set_title(f"{SYSTEMS[name]} (orth. weight {fig10[name]['orthogonality_weight']}): mean |cos| {fig10[name]['mean_abs_cosine']:.3f}", fontsize="small")
+        fig.colorbar(image, ax=axis, fraction=0.046)
+    fig.tight_layout()
+    save_figure(fig, out / "fig10_codebook_similarity.png")
+    report["fig10"] = fig10
+
+    # Retrieval recall@1 (CIFAR-10 test by class; Cars196 is not available offline) and similar features.
+    report["retrieval_recall_at_1"] = {}
+    report["similar_features"] = {}
+    for name, (model, _) in models.items():
+        features, labels_all = analyses.embeddings(model, test_set, args.snr, links[name], seed=args.seed)
+        report["retrieval_recall_at_1"][name] = analyses.retrieval_recall_at_1(features, labels_all)
+        with torch.no_grad():
+            encoded = model(images[:200], generator=torch.Generator().manual_seed(args.seed))["features"]
+        report["similar_features"][name] = {str(delta): float(redundant_features(encoded, delta).float().mean()) for delta in (0.8, 0.9, 0.95, 0.99)}
+
+    # Table I: symbols per image from the formula and measured on the link.
+    table = {"paper_224px": {"jpeg_ldpc": jpeg_ldpc_symbols(224, 224, 3, 8, 0.5, 11.2, 4), "masked_vqvae_uncoded": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4),
+                             "masked_vqvae_ldpc": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4, 0.5)}}
+    sample = images[:1]
+    for name in ("vqvae-cifar10-cpu", "jscc-cifar10-cpu"):
+        if name not in models:
+            continue
+        model = models[name][0]
+        if model.quantizer is None:
+            table[name] = {"formula": model.symbols_per_image(4), "measured": analyses.symbols_sent(lambda link, m=model: m(sample, snr_db=args.snr, link=link), links[name])}
+            continue
+        entry = {"formula_ldpc_1_2": model.symbols_per_image(4, 0.5)}
+        for k in (512, 256):
+            link = make_link({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2", "ldpc_k": k})
+            entry[f"measured_ldpc_k{k}"] = analyses.symbols_sent(lambda lk, m=model: m(sample, snr_db=args.snr, link=lk), link)
+        table[name] = entry
+    if "JPEG+LDPC" in fig4:
+        bits = fig4["JPEG+LDPC"]["payload_bits"]
+        table["jpeg_ldpc_32px"] = {"formula": jpeg_ldpc_symbols(32, 32, 3, 8, 0.5, 11.2, 4), "mean_payload_bits": bits, "mean_quality": fig4["JPEG+LDPC"]["quality"],
+                                   "measured_one_image": analyses.symbols_sent(lambda lk: lk.transmit_bits(torch.zeros(1, round(bits), dtype=torch.long), args.snr), digital)}
+    report["table1"] = table
+
+    # Fig. 5: codebook size J (clean-trained masked VQ-VAEs, when the sweep ran).
+    sweep = {j: runs / name for j, name in J_SWEEP.items() if (runs / name / "results.json").is_file()}
+    if sweep:
+        report["fig5"] = {str(j): json.loads((path / "results.json").read_text())["results"] for j, path in sweep.items()}
+        line_plot(out / "fig5_codebook_size.png", "Es/N0 (dB)", "accuracy", [(f"J = {j}", r["snr_db"], r["accuracy"], "-o") for j, r in report["fig5"].items()], "masked VQ-VAE, clean training, codebook size J")
+
+    report["meta"] = run_metadata(args.seed, "cpu", dataset="CIFAR-10 test", wall_s=round(time.perf_counter() - started, 1),
+                                  command=f"python benchmarks/robust_report.py --runs {args.runs} --limit {args.limit} --snr {args.snr:g} --out {args.out}")
+    write_json(out / "report.json", report)
+    print(f"{'scheme':34s} " + " ".join(f"{s:>6g}" for s in fig4[next(iter(fig4))]["snr_db"]))
+    for label, result in fig4.items():
+        print(f"{SYSTEMS.get(label, label):34s} " + " ".join(f"{v:6.3f}" for v in result["accuracy"]))
+        print(f"{'  + semantic noise':34s} " + " ".join(f"{v:6.3f}" for v in result["accuracy_attacked"]))
+    print(json.dumps({key: report[key] for key in ("retrieval_recall_at_1", "table1")}, indent=1))
+    print(f"wrote {out / 'report.json'} ({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

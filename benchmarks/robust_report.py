@@ -64,6 +64,38 @@ def line_plot(path: Path, x_label: str, y_label: str, curves: list[tuple[str, li
     save_figure(fig, path)
 
 
+def reconstruction_under_noise(run: Path, test_set, args, out: Path) -> dict:
+    """PSNR at ``args.snr`` with and without i-FGSM noise (maximizing the MSE) on CIFAR-10 and on the
+    central 256x256 crops of Kodak24 cut into 32x32 tiles, plus grids of both."""
+    from digisem.data import Kodak24
+    from digisem.evaluate import evaluate_reconstruction
+    from digisem.imageio import tile, untile
+    from digisem.plots import reconstruction_grid
+
+    model, _ = zoo.load(run)
+    link = make_link(json.loads((run / "results.json").read_text())["meta"]["link"])
+    kodak = Kodak24(args.data, crop=256)
+    tiles, layouts = zip(*(tile(kodak[index], 32) for index in range(len(kodak))))
+    kodak_tiles = torch.utils.data.TensorDataset(torch.cat(tiles), torch.zeros(sum(t.shape[0] for t in tiles), dtype=torch.long))
+    result = {}
+    for name, dataset in (("cifar10", test_set), ("kodak24_tiles", kodak_tiles)):
+        result[name] = evaluate_reconstruction(model, dataset, [args.snr], link, attack=ifgsm(0.016), seed=args.seed, progress=False)
+    mse = lambda x, target: (model(x, generator=torch.Generator().manual_seed(args.seed))["x_hat"] - target).pow(2).flatten(1).mean(1)  # noqa: E731
+    images = torch.stack([test_set[index][0] for index in range(8)])
+    kodak_image = tiles[0]
+    rows_cifar, rows_kodak = [("original", images)], [("original", untile(kodak_image, layouts[0])[None])]
+    for label, batch, rows, layout in (("cifar", images, rows_cifar, None), ("kodak", kodak_image, rows_kodak, layouts[0])):
+        generator = torch.Generator().manual_seed(args.seed)
+        attacked = ifgsm(0.016)(lambda x, target=batch: mse(x, target), batch, generator)
+        with torch.no_grad():
+            for name, x in (("clean input", batch), ("semantic noise", attacked)):
+                x_hat = model(x, snr_db=args.snr, link=link, generator=torch.Generator().manual_seed(args.seed))["x_hat"]
+                rows.append((f"{name}, {args.snr:g} dB", x_hat if layout is None else untile(x_hat, layout)[None]))
+    reconstruction_grid(rows_cifar, out / "fig11_reconstruction_cifar.png", title=f"masked VQ-VAE reconstruction, Es/N0 {args.snr:g} dB, i-FGSM eps 0.016")
+    reconstruction_grid(rows_kodak, out / "fig11_reconstruction_kodak.png", title="Kodak24 (kodim01, 256x256 centre crop in 32x32 tiles)")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs")
@@ -218,6 +250,10 @@ def main() -> None:
     if sweep:
         report["fig5"] = {str(j): json.loads((path / "results.json").read_text())["results"] for j, path in sweep.items()}
         line_plot(out / "fig5_codebook_size.png", "Es/N0 (dB)", "accuracy", [(f"J = {j}", r["snr_db"], r["accuracy"], "-o") for j, r in report["fig5"].items()], "masked VQ-VAE, clean training, codebook size J")
+
+    # Fig. 11: reconstructions under semantic noise (CIFAR-10 test and Kodak24 in 32x32 tiles).
+    if (runs / "vqvae-recon-cifar10-cpu" / "model.safetensors").is_file():
+        report["fig11"] = reconstruction_under_noise(runs / "vqvae-recon-cifar10-cpu", test_set, args, out)
 
     report["meta"] = run_metadata(args.seed, "cpu", dataset="CIFAR-10 test", wall_s=round(time.perf_counter() - started, 1),
                                   command=f"python benchmarks/robust_report.py --runs {args.runs} --limit {args.limit} --snr {args.snr:g} --out {args.out}")

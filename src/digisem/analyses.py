@@ -161,6 +161,11 @@ class SymbolCounter(nn.Module):
         self.channel = channel
         self.symbols_per_example = 0
 
+    @property
+    def symbols_multiple(self) -> int:
+        """The wrapped channel's symbols per channel use (links pad payloads to a multiple of it)."""
+        return getattr(self.channel, "symbols_multiple", 1)
+
     def forward(self, x: torch.Tensor, snr_db, generator=None):
         self.symbols_per_example = x.shape[1]
         return self.channel(x, snr_db, generator)

@@ -227,27 +227,62 @@ def evaluate_classification(
     per image against the model without the channel) adds ``accuracy_attacked``. Returns the
     ``results`` part of a results file. The same seed gives the same numbers.
     """
+    return _robust_sweep(model, dataset, snrs, link, "accuracy", attack=attack, batch_size=batch_size, seed=seed, progress=progress)
+
+
+def evaluate_reconstruction(
+    model: nn.Module,
+    dataset: Dataset,
+    snrs: list[float],
+    link: nn.Module | None = None,
+    *,
+    attack: Callable[..., torch.Tensor] | None = None,
+    batch_size: int = 100,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Mean PSNR (dB, per image, data range 1) of ``model(x, ...)["x_hat"]`` against the clean images
+    over an SNR sweep; as :func:`evaluate_classification` (``dataset`` yields ``(image, label)``,
+    labels unused), the attack maximizing the reconstruction MSE adds ``psnr_attacked``."""
+    return _robust_sweep(model, dataset, snrs, link, "psnr", attack=attack, batch_size=batch_size, seed=seed, progress=progress)
+
+
+def _robust_sweep(model: nn.Module, dataset: Dataset, snrs: list[float], link: nn.Module | None, metric: str, *,
+                  attack: Callable[..., torch.Tensor] | None, batch_size: int, seed: int, progress: bool) -> dict[str, list[float]]:
+    """Sum ``metric`` (accuracy or PSNR) over the dataset at each SNR, clean and (with ``attack``) attacked."""
     model.eval()
     generators = {snr: torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr))) for snr in snrs}
     attack_generator = torch.Generator().manual_seed(derived_seed(seed, "attack"))
-    correct = {snr: 0 for snr in snrs}
-    attacked = {snr: 0 for snr in snrs}
+    totals = {snr: 0.0 for snr in snrs}
+    attacked = {snr: 0.0 for snr in snrs}
     count = 0
+
+    def task_loss(x: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        out = model(x, generator=attack_generator)
+        if metric == "accuracy":
+            return F.cross_entropy(out["logits"], labels, reduction="none")
+        return (out["x_hat"] - images).pow(2).flatten(1).mean(1)
+
+    def score(x: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, snr: float) -> float:
+        out = model(x, snr_db=float(snr) if link is not None else None, link=link, generator=generators[snr])
+        if metric == "accuracy":
+            return float((out["logits"].argmax(1) == labels).sum())
+        return float(metrics.psnr(out["x_hat"], images).sum())
+
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for images, labels in tqdm(loader, desc="eval accuracy", disable=not progress, leave=False):
+    for images, labels in tqdm(loader, desc=f"eval {metric}", disable=not progress, leave=False):
         adversarial = None
         if attack is not None:
-            adversarial = attack(lambda x, targets=labels: F.cross_entropy(model(x, generator=attack_generator)["logits"], targets, reduction="none"), images, attack_generator)
+            adversarial = attack(lambda x, images=images, labels=labels: task_loss(x, images, labels), images, attack_generator)
         with torch.no_grad():
             for snr in snrs:
-                snr_db = float(snr) if link is not None else None
-                correct[snr] += int((model(images, snr_db=snr_db, link=link, generator=generators[snr])["logits"].argmax(1) == labels).sum())
+                totals[snr] += score(images, images, labels, snr)
                 if adversarial is not None:
-                    attacked[snr] += int((model(adversarial, snr_db=snr_db, link=link, generator=generators[snr])["logits"].argmax(1) == labels).sum())
+                    attacked[snr] += score(adversarial, images, labels, snr)
         count += labels.shape[0]
-    curves = {"snr_db": [float(s) for s in snrs], "accuracy": [correct[s] / count for s in snrs]}
+    curves = {"snr_db": [float(s) for s in snrs], metric: [totals[s] / count for s in snrs]}
     if attack is not None:
-        curves["accuracy_attacked"] = [attacked[s] / count for s in snrs]
+        curves[f"{metric}_attacked"] = [attacked[s] / count for s in snrs]
     return curves
 
 

@@ -1,4 +1,5 @@
-"""Robust semantic communication recipes (the masked VQ-VAE paper, Algorithm 3, classification).
+"""Robust semantic communication recipes (the masked VQ-VAE paper, Algorithm 3; classification, or
+reconstruction for Fig. 11).
 
 One stage trains the whole masked VQ-VAE on adversarial samples: each batch is attacked with the
 weights fixed (Algorithm 2 step 2), the weights get one adversarial ascent step (step 3, when
@@ -8,7 +9,7 @@ plus the codebook and commitment terms of eq. 12, the codebook orthogonality ter
 cross-entropies (eq. 16) and the similarity term (eq. 17), each with its recipe weight.
 
 A ``robust`` recipe: ``model`` (:class:`~digisem.systems.vqvae.MaskedVQVAEConfig`), ``data``
-(``dataset`` cifar10 or samples, ``train_limit``, ``batch_size``), ``link`` (``modulation``,
+(``dataset`` cifar10 or samples, ``train_limit``, ``batch_size``, optional ``image_size`` to resize to), ``link`` (``modulation``,
 ``channel``, ``code``: e.g. 16qam, mimo-8x4-svd, ldpc-1/2; null sends indices intact), ``train``
 (``epochs``, ``lr``, ``snr_db``, ``attack``, ``awp_gamma``, ``weights``, optional ``init_from``: the
 name of an earlier run in the same runs folder to fine-tune), ``eval`` (``snr``,
@@ -47,13 +48,32 @@ def labelled_samples() -> TensorDataset:
     return TensorDataset(images, labels)
 
 
+class Resized(torch.utils.data.Dataset):
+    """``(image, label)`` items of ``dataset`` with images resized (bilinear) to ``size x size``
+    (the authors' CIFAR-10 at 224 px for 16-px patches)."""
+
+    def __init__(self, dataset, size: int):
+        self.dataset, self.size = dataset, int(size)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        resized = F.interpolate(image[None], size=(self.size, self.size), mode="bilinear", align_corners=False)[0]
+        return resized.clamp(0, 1), label
+
+
 def classification_dataset(data: dict[str, Any], root: str | None, split: str, limit: int | None):
-    """``(image, label)`` items: CIFAR-10 (``split``, first ``limit``) or the bundled samples."""
+    """``(image, label)`` items: CIFAR-10 (``split``, first ``limit``) or the bundled samples, resized
+    to ``data["image_size"]`` when the recipe names one (native 32 px otherwise)."""
     if data["dataset"] == "samples":
-        return labelled_samples()
-    if data["dataset"] == "cifar10":
-        return CIFAR10(root, split=split, limit=limit)
-    raise RecipeError(f"unknown dataset {data['dataset']!r} for a robust recipe: use cifar10 or samples")
+        dataset = labelled_samples()
+    elif data["dataset"] == "cifar10":
+        dataset = CIFAR10(root, split=split, limit=limit)
+    else:
+        raise RecipeError(f"unknown dataset {data['dataset']!r} for a robust recipe: use cifar10 or samples")
+    return Resized(dataset, data["image_size"]) if data.get("image_size", 32) != 32 else dataset
 
 
 def make_link(spec: dict[str, Any] | None):
@@ -104,30 +124,47 @@ def _initialize_from(model: MaskedVQVAE, runs_dir: Path, run_name: str | None) -
     if not source.is_file():
         raise RecipeError(f"train.init_from {run_name!r}: no trained run at {source}; train it first with: digisem train {run_name}")
     state, _ = read_weights(source)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not key.startswith("fims.") for key in missing):
-        raise RecipeError(f"train.init_from {run_name!r} does not fit this model: missing {missing}, unexpected {unexpected}")
+    own = model.state_dict()
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    resized = [key for key in state if key in own and state[key].shape != own[key].shape]
+    if unexpected or resized or any(not key.startswith("fims.") for key in missing):
+        raise RecipeError(f"train.init_from {run_name!r} does not fit this model: missing {missing}, unexpected {unexpected}, other shapes {resized}")
+    model.load_state_dict(state, strict=False)
     return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
-def robust_loss(model_call, images: torch.Tensor, labels: torch.Tensor, weights: dict[str, float], *, snr_db=None, link=None, generator=None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Per-example training loss ``[B]`` (cross-entropy + the weighted extra terms, shared by all examples) and its parts."""
+def task_loss(out: dict[str, Any], targets: torch.Tensor) -> torch.Tensor:
+    """Per-example task loss ``[B]``: cross-entropy with the labels (classification) or the MSE of
+    ``x_hat`` against the clean images (reconstruction)."""
+    if "logits" in out:
+        return F.cross_entropy(out["logits"], targets, reduction="none")
+    return (out["x_hat"] - targets).pow(2).flatten(1).mean(1)
+
+
+def robust_loss(model_call, images: torch.Tensor, targets: torch.Tensor, weights: dict[str, float], *, snr_db=None, link=None, generator=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Per-example training loss ``[B]`` (the task loss, :func:`task_loss`, + the weighted extra terms,
+    shared by all examples) and its parts. ``targets``: labels, or clean images for reconstruction."""
     out = model_call(images, snr_db=snr_db, link=link, generator=generator)
-    cross_entropy = F.cross_entropy(out["logits"], labels, reduction="none")
+    per_example = task_loss(out, targets)
     module = getattr(model_call, "module", model_call)
     extra = float(weights.get("vq", 1.0)) * sum(out["vq_losses"].values(), torch.zeros(()))
     if module.quantizer is not None:
         extra = extra + float(weights.get("orthogonality", 0.0)) * module.quantizer.orthogonality()
     if out["fim_logits"]:
-        extra = extra + float(weights.get("fim", 0.0)) * sum(F.cross_entropy(logits, labels) for logits in out["fim_logits"]) / len(out["fim_logits"])
+        extra = extra + float(weights.get("fim", 0.0)) * sum(F.cross_entropy(logits, targets) for logits in out["fim_logits"]) / len(out["fim_logits"])
     if weights.get("similarity"):
         extra = extra + float(weights["similarity"]) * similarity_loss(out["features"])
-    parts = {"cross_entropy": float(cross_entropy.detach().mean()), "accuracy": float((out["logits"].argmax(1) == labels).float().mean())}
-    return cross_entropy + extra, parts
+    if "logits" in out:
+        parts = {"cross_entropy": float(per_example.detach().mean()), "accuracy": float((out["logits"].argmax(1) == targets).float().mean())}
+    else:
+        parts = {"mse": float(per_example.detach().mean())}
+    return per_example + extra, parts
 
 
 def run_robust_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_root: str | None = None, *, resume: bool = False, progress: bool = True) -> Path:
-    """Adversarially train a masked VQ-VAE classifier, evaluate accuracy vs SNR (clean and attacked); returns the run folder."""
+    """Adversarially train a masked VQ-VAE (classifier or reconstruction) or its JSCC baseline, evaluate
+    accuracy or PSNR vs SNR (clean and attacked); returns the run folder."""
     runs_dir = Path(runs_dir)
     seed = int(recipe["seed"])
     torch.manual_seed(seed)
@@ -144,13 +181,18 @@ def run_robust_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", dat
     gamma = float(train.get("awp_gamma", 0.0))
     awp = AdversarialWeightPerturbation(model, gamma) if gamma > 0 else None
 
+    reconstruction = model.config.task == "reconstruction"
+    if reconstruction and model.config.fim_layers:
+        raise RecipeError("the FIM learns from class labels (eq. 15): use fim_layers [] for a reconstruction model")
+
     def loss(model_call, batch, generator):
         images, labels = batch
+        targets = images if reconstruction else labels
         if attack is not None:
-            images = attack(lambda x: F.cross_entropy(model_call(x, generator=generator)["logits"], labels, reduction="none"), images, generator)
+            images = attack(lambda x: task_loss(model_call(x, generator=generator), targets), images, generator)
         if awp is not None:
-            awp.perturb(lambda: robust_loss(model_call, images, labels, weights, snr_db=snr_db, link=link, generator=generator)[0].mean())
-        total, parts = robust_loss(model_call, images, labels, weights, snr_db=snr_db, link=link, generator=generator)
+            awp.perturb(lambda: robust_loss(model_call, images, targets, weights, snr_db=snr_db, link=link, generator=generator)[0].mean())
+        total, parts = robust_loss(model_call, images, targets, weights, snr_db=snr_db, link=link, generator=generator)
         return total.mean(), parts
 
     data = recipe["data"]
@@ -165,11 +207,12 @@ def run_robust_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", dat
     model.cpu().eval()
     evaluation = recipe["eval"]
     from ..cli import parse_snr_range
-    from ..evaluate import evaluate_classification
+    from ..evaluate import evaluate_classification, evaluate_reconstruction
 
     test_set = classification_dataset(data, data_root, "test", evaluation.get("test_limit"))
     started = time.perf_counter()
-    curves = evaluate_classification(model, test_set, parse_snr_range(str(evaluation["snr"])), link, attack=make_attack(evaluation.get("attack")),
+    metric, evaluate = ("psnr", evaluate_reconstruction) if reconstruction else ("accuracy", evaluate_classification)
+    curves = evaluate(model, test_set, parse_snr_range(str(evaluation["snr"])), link, attack=make_attack(evaluation.get("attack")),
                                      batch_size=int(evaluation.get("batch_size", 100)), seed=seed, progress=progress)
     name = recipe.get("paper_name", recipe["name"])
     results = {
@@ -181,5 +224,5 @@ def run_robust_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", dat
                              channel=(recipe.get("link") or {}).get("channel", "none"), snr_kind="esn0", link=recipe.get("link"), attack=evaluation.get("attack"),
                              train_seconds=round(train_seconds, 1), eval_seconds=round(time.perf_counter() - started, 1), recipe=copy.deepcopy(recipe)),
     }
-    metadata = {"system": "vqvae", "config": recipe["model"], "recipe": recipe["name"], "name": name, "link": recipe.get("link"), "results": {"snr_db": curves["snr_db"], "accuracy": curves["accuracy"]}}
-    return write_run_folder(runs_dir / recipe["name"], recipe, model, metadata, logs, results, plots=("accuracy",))
+    metadata = {"system": "vqvae", "config": recipe["model"], "recipe": recipe["name"], "name": name, "link": recipe.get("link"), "results": {"snr_db": curves["snr_db"], metric: curves[metric]}}
+    return write_run_folder(runs_dir / recipe["name"], recipe, model, metadata, logs, results, plots=(metric,))

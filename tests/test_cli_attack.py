@@ -1,0 +1,81 @@
+"""The ``digisem attack`` verb on a freshly trained robust-smoke classifier (no network)."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from digisem.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(["train", "robust-smoke", "--runs", str(runs), "--quiet"]) == 0
+    return runs / "robust-smoke"
+
+
+def attack(run_dir, out, *extra):
+    return main(["attack", str(run_dir), "--data", "samples", "--out", str(out), "--quiet", *extra])
+
+
+def test_attack_writes_accuracies_and_a_perturbation_picture(trained, tmp_path, capsys):
+    capsys.readouterr()
+    assert attack(trained, tmp_path / "att") == 0
+    results = json.loads((tmp_path / "att" / "attack.json").read_text())
+    for key in ("clean_accuracy", "attacked_accuracy"):
+        assert isinstance(results[key], float) and 0.0 <= results[key] <= 1.0
+    assert results["n_images"] == 8
+    assert results["snr_db"] == 3.0 and results["attack"]["kind"] == "ifgsm"
+    assert results["attack"]["epsilon"] == pytest.approx(0.016)
+    assert results["attack"]["step"] == pytest.approx(1.25 * 0.016 / 5)
+    assert results["link"]["channel"] == "mimo-4x4-svd", "the link the model was trained with"
+    with Image.open(tmp_path / "att" / "perturbation.png") as picture:
+        assert picture.format == "PNG"
+        picture.verify()
+    out = capsys.readouterr().out
+    assert "clean accuracy" in out and "attacked accuracy" in out
+
+
+def test_zero_budget_means_no_attack(trained, tmp_path):
+    assert attack(trained, tmp_path / "att", "--eps", "0") == 0
+    results = json.loads((tmp_path / "att" / "attack.json").read_text())
+    assert results["attacked_accuracy"] == results["clean_accuracy"]
+    assert results["attack"] == {"kind": "none"}
+    assert (tmp_path / "att" / "perturbation.png").is_file()
+
+
+@pytest.mark.parametrize("eps", ["-1", "nan"])
+def test_negative_budget_is_a_usage_error(trained, tmp_path, capsys, eps):
+    capsys.readouterr()
+    assert attack(trained, tmp_path / "att", "--eps", eps) == 2
+    assert "--eps" in capsys.readouterr().err
+    assert not (tmp_path / "att" / "attack.json").exists()
+
+
+def test_zero_steps_is_a_usage_error(trained, tmp_path, capsys):
+    capsys.readouterr()
+    assert attack(trained, tmp_path / "att", "--steps", "0") == 2
+    assert "--steps" in capsys.readouterr().err
+
+
+def test_a_jcm_model_is_not_a_classifier(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["attack", "jcm-cifar10-64qam", "--data", "samples", "--out", str(tmp_path / "att"), "--quiet"]) == 2
+    assert "not a classifier" in capsys.readouterr().err
+    assert not (tmp_path / "att").exists()
+
+
+def test_a_negative_snr_parses(trained, tmp_path):
+    assert attack(trained, tmp_path / "att", "--snr", "-3", "--attack", "fgsm") == 0
+    results = json.loads((tmp_path / "att" / "attack.json").read_text())
+    assert results["snr_db"] == -3.0 and results["attack"]["kind"] == "fgsm"
+    assert 0.0 <= results["attacked_accuracy"] <= 1.0
+
+
+def test_same_seed_gives_the_same_result(trained, tmp_path):
+    assert attack(trained, tmp_path / "a", "--attack", "pgd", "--steps", "2") == 0
+    assert attack(trained, tmp_path / "b", "--attack", "pgd", "--steps", "2") == 0
+    first = json.loads((tmp_path / "a" / "attack.json").read_text())
+    second = json.loads((tmp_path / "b" / "attack.json").read_text())
+    assert (first["clean_accuracy"], first["attacked_accuracy"]) == (second["clean_accuracy"], second["attacked_accuracy"])

@@ -1,0 +1,53 @@
+"""Receiver-side semantic noise analysis (Fig. 8): the eigenmode channel with an attacker, and the sweep."""
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from digisem.analyses import InterferedEigenmodes, receiver_noise_accuracy
+from digisem.systems.vqvae import MaskedVQVAE, MaskedVQVAEConfig
+
+TINY = dict(image_size=16, patch=4, width=16, depth=1, heads=2, decoder_width=8, decoder_depth=1, code_dim=4, classes=4, transmission="analog", mask_ratio=0.0)
+
+
+def test_eigenmodes_deliver_the_symbols_at_high_snr():
+    x = torch.randn(3, 40, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    channel = InterferedEigenmodes(8, 4)
+    out = channel(x, 60.0, torch.Generator().manual_seed(1))
+    assert torch.allclose(out.symbols, x, atol=5e-3)
+    assert out.noise_var.shape == x.shape and bool((out.noise_var > 0).all())
+
+
+def test_eigenmode_noise_variance_is_n0_over_singular_value_squared():
+    channel = InterferedEigenmodes(8, 4)
+    x = torch.zeros(2000, 4, dtype=torch.complex64)
+    out = channel(x, 0.0, torch.Generator().manual_seed(0))
+    expected = (1.0 / channel.singular.pow(2)).reshape(-1)
+    assert torch.allclose(out.noise_var.reshape(-1), expected)
+    residual = (out.symbols.abs().pow(2) / out.noise_var).mean()
+    assert float(residual) == pytest.approx(1.0, rel=0.05)
+
+
+def test_interference_reaches_the_detected_symbols_through_the_combiner():
+    channel = InterferedEigenmodes(8, 4)
+    x = torch.randn(2, 8, dtype=torch.complex64)
+    clean = channel(x, 60.0, torch.Generator().manual_seed(0)).symbols
+    offset = torch.randn(2, 4, 2, dtype=torch.complex64)
+    channel.interference = lambda batch: offset
+    attacked = channel(x, 60.0, torch.Generator().manual_seed(0)).symbols
+    expected = InterferedEigenmodes.detect(offset, channel.left, channel.singular)
+    assert torch.allclose(attacked - clean, expected, atol=1e-4)
+
+
+def test_receiver_noise_sweep_reports_every_ratio_and_rejects_digital_models():
+    torch.manual_seed(0)
+    model = MaskedVQVAE(MaskedVQVAEConfig(**TINY))
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    dataset = TensorDataset(images, torch.arange(6) % 4)
+    result = receiver_noise_accuracy(model, dataset, 3.0, [-20.0, 40.0], samples=6, batch_size=3)
+    assert result["ssnr_db"] == [-20.0, 40.0]
+    for key in ("accuracy_universal", "accuracy_gaussian", "accuracy_clean"):
+        assert len(result[key]) == 2 and all(0 <= value <= 1 for value in result[key])
+    assert result["accuracy_universal"][1] == result["accuracy_clean"][1]
+    with pytest.raises(ValueError, match="analog"):
+        receiver_noise_accuracy(MaskedVQVAE(MaskedVQVAEConfig(**{**TINY, "transmission": "digital", "code_dim": 8})), dataset, 3.0, [0.0], samples=6)

@@ -19,7 +19,7 @@ from digisem.analyses import (
 from digisem.systems.vqvae import MaskedVQVAE, MaskedVQVAEConfig
 from digisem.train.robust import make_link
 
-TINY = dict(image_size=16, patch=4, width=16, depth=1, heads=2, decoder_width=8, decoder_depth=1, code_dim=8, codebook_size=16, classes=4)
+TINY = {"image_size": 16, "patch": 4, "width": 16, "depth": 1, "heads": 2, "decoder_width": 8, "decoder_depth": 1, "code_dim": 8, "codebook_size": 16, "classes": 4}
 
 
 def tiny_model(**overrides) -> MaskedVQVAE:

@@ -7,7 +7,7 @@ from torch.utils.data import TensorDataset
 from digisem.analyses import InterferedEigenmodes, receiver_noise_accuracy
 from digisem.systems.vqvae import MaskedVQVAE, MaskedVQVAEConfig
 
-TINY = dict(image_size=16, patch=4, width=16, depth=1, heads=2, decoder_width=8, decoder_depth=1, code_dim=4, classes=4, transmission="analog", mask_ratio=0.0)
+TINY = {"image_size": 16, "patch": 4, "width": 16, "depth": 1, "heads": 2, "decoder_width": 8, "decoder_depth": 1, "code_dim": 4, "classes": 4, "transmission": "analog", "mask_ratio": 0.0}
 
 
 def test_eigenmodes_deliver_the_symbols_at_high_snr():

@@ -9,7 +9,7 @@ from digisem.analyses import symbols_sent
 from digisem.link import SymbolLink, make_channel
 from digisem.systems.vqvae import MaskedVQVAE, MaskedVQVAEConfig
 
-TINY = dict(image_size=16, patch=4, width=16, depth=1, heads=2, decoder_width=8, decoder_depth=1, code_dim=8, codebook_size=16, classes=4, transmission="analog")
+TINY = {"image_size": 16, "patch": 4, "width": 16, "depth": 1, "heads": 2, "decoder_width": 8, "decoder_depth": 1, "code_dim": 8, "codebook_size": 16, "classes": 4, "transmission": "analog"}
 
 
 def analog_model(**overrides) -> MaskedVQVAE:

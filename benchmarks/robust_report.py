@@ -80,7 +80,10 @@ def reconstruction_under_noise(run: Path, test_set, args, out: Path) -> dict:
     result = {}
     for name, dataset in (("cifar10", test_set), ("kodak24_tiles", kodak_tiles)):
         result[name] = evaluate_reconstruction(model, dataset, [args.snr], link, attack=ifgsm(0.016), seed=args.seed, progress=False)
-    mse = lambda x, target: (model(x, generator=torch.Generator().manual_seed(args.seed))["x_hat"] - target).pow(2).flatten(1).mean(1)
+
+    def mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (model(x, generator=torch.Generator().manual_seed(args.seed))["x_hat"] - target).pow(2).flatten(1).mean(1)
+
     images = torch.stack([test_set[index][0] for index in range(8)])
     kodak_image = tiles[0]
     rows_cifar, rows_kodak = [("original", images)], [("original", untile(kodak_image, layouts[0])[None])]

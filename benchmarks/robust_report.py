@@ -229,6 +229,7 @@ def main() -> None:
     # Table I: symbols per image from the formula and measured on the link.
     table = {"paper_224px": {"jpeg_ldpc": jpeg_ldpc_symbols(224, 224, 3, 8, 0.5, 11.2, 4), "masked_vqvae_uncoded": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4),
                              "masked_vqvae_ldpc": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4, 0.5)}}
+    table["formula_by_patch"] = {f"{size}px_patch{patch}": masked_vqvae_symbols(size, size, 8, 0.5, patch, 4, 0.5) for size, patches in ((32, (2, 4, 8, 16)), (224, (8, 16, 32))) for patch in patches}
     sample = images[:1]
     for name in ("vqvae-cifar10-cpu", "jscc-cifar10-cpu"):
         if name not in models:

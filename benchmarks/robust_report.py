@@ -22,6 +22,7 @@ import torch
 
 from digisem import analyses, zoo
 from digisem.data import CIFAR10
+from digisem.evaluate import evaluate_classification
 from digisem.io import atomic_write, run_metadata, write_json
 from digisem.systems.vqvae import (
     jpeg_ldpc_symbols,
@@ -99,6 +100,58 @@ def reconstruction_under_noise(run: Path, test_set, args, out: Path) -> dict:
     return result
 
 
+def markdown_tables(report: dict) -> str:
+    """The report's main numbers as Markdown tables (written beside report.json as tables.md)."""
+    lines = []
+    fig4 = report["fig4"]
+    snrs = fig4[next(iter(fig4))]["snr_db"]
+    lines += ["### Fig. 4: accuracy vs Es/N0 (clean / i-FGSM eps 0.016)", "", "| scheme | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]
+    for label, result in fig4.items():
+        cells = [f"{clean:.3f} / {attacked:.3f}" for clean, attacked in zip(result["accuracy"], result["accuracy_attacked"])]
+        lines.append(f"| {SYSTEMS.get(label, label)} | " + " | ".join(cells) + " |")
+    if "fig5" in report:
+        lines += ["", "### Fig. 5: codebook size J (clean training, 2 epochs; clean test)", "", "| J | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]
+        for j, result in report["fig5"].items():
+            lines.append(f"| {j} | " + " | ".join(f"{v:.3f}" for v in result["accuracy"]) + " |")
+    fig6 = report["fig6"]
+    epsilons = fig6[next(iter(fig6))]["epsilon"]
+    lines += ["", f"### Fig. 6: accuracy vs epsilon at {report['snr_db']:g} dB", "", "| scheme | " + " | ".join(f"{e:g}" for e in epsilons) + " |", "|---|" + "---|" * len(epsilons)]
+    for name, result in fig6.items():
+        lines.append(f"| {SYSTEMS[name]} | " + " | ".join(f"{v:.3f}" for v in result["accuracy"]) + " |")
+    for name, result in report["fig7"].items():
+        ratios = result["keep_ratio"]
+        lines += ["", f"### Fig. 7: {SYSTEMS[name]}, accuracy vs reserving ratio at {report['snr_db']:g} dB (trained at 0.5)", "", "| epsilon | " + " | ".join(f"{r:g}" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+        for epsilon, values in result["accuracy"].items():
+            lines.append(f"| {float(epsilon):g} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    for name, result in report.get("fig8", {}).items():
+        lines += ["", f"### Fig. 8: {SYSTEMS[name]}, receiver-side noise (clean {result['accuracy_clean'][0]:.3f})", "", "| SSNR (dB) | " + " | ".join(f"{s:g}" for s in result["ssnr_db"]) + " |", "|---|" + "---|" * len(result["ssnr_db"])]
+        lines.append("| universal (Alg. 1) | " + " | ".join(f"{v:.3f}" for v in result["accuracy_universal"]) + " |")
+        lines.append("| Gaussian, same power | " + " | ".join(f"{v:.3f}" for v in result["accuracy_gaussian"]) + " |")
+    lines += ["", "### Other measurements", "", "| what | value |", "|---|---|"]
+    for name, result in report["noiseless"].items():
+        lines.append(f"| no channel noise (upper bound), clean / i-FGSM accuracy, {SYSTEMS[name]} | {result['accuracy'][0]:.3f} / {result['accuracy_attacked'][0]:.3f} |")
+    for name, value in report["retrieval_recall_at_1"].items():
+        lines.append(f"| retrieval recall@1, {SYSTEMS[name]} | {value:.3f} |")
+    for name, value in report["fig9"].items():
+        lines.append(f"| Fig. 9 mean abs. activation-frequency change clean -> noisy, {SYSTEMS[name]} | {value['mean_abs_difference']:.4f} |")
+    for name, value in report["fig10"].items():
+        lines.append(f"| Fig. 10 mean abs. cosine between codebook vectors, {SYSTEMS[name]} (orthogonality weight {value['orthogonality_weight']}) | {value['mean_abs_cosine']:.4f} |")
+    if "noise_masking" in report:
+        masking = report["noise_masking"]
+        lines.append(f"| full system, uniform masking: clean / attacked accuracy (200 images) | {masking['uniform']['clean']:.3f} / {masking['uniform']['attacked']:.3f} |")
+        lines.append(f"| full system, noise-related masking: clean / attacked accuracy (200 images) | {masking['noise_related']['clean']:.3f} / {masking['noise_related']['attacked']:.3f} |")
+        lines.append(f"| relative spread (std/mean) of the per-patch noise magnitude | {masking['weights_relative_spread']:.3f} |")
+    for name, fractions in report["similar_features"].items():
+        lines.append(f"| features redundant at cosine > 0.9 / 0.99 (not sent), {SYSTEMS[name]} | {fractions['0.9']:.3f} / {fractions['0.99']:.3f} |")
+    for name, result in report.get("fig11", {}).items():
+        lines.append(f"| Fig. 11 reconstruction PSNR clean / attacked, {name}, {report['snr_db']:g} dB | {result['psnr'][0]:.2f} / {result['psnr_attacked'][0]:.2f} dB |")
+    lines += ["", "### Table I: symbols per image", "", "| scheme | symbols |", "|---|---|"]
+    for name, entry in report["table1"].items():
+        for key, value in entry.items():
+            lines.append(f"| {name}: {key} | {value:g} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs")
@@ -131,6 +184,9 @@ def main() -> None:
         curves.append((SYSTEMS.get(label, label), result["snr_db"], result["accuracy"], "-o" + color))
         curves.append((SYSTEMS.get(label, label) + " (semantic noise)", result["snr_db"], result["accuracy_attacked"], "--x" + color))
     line_plot(out / "fig4_accuracy_vs_snr.png", "Es/N0 (dB)", "accuracy", curves, "CIFAR-10 accuracy, MIMO 8x4, clean (-) and i-FGSM eps 0.016 (--)")
+
+    # The upper bound of Fig. 4(b): each model without channel noise (features or indices arrive intact).
+    report["noiseless"] = {name: evaluate_classification(model, test_set, [0.0], None, attack=ifgsm(0.016), seed=args.seed, progress=False) for name, (model, _) in models.items()}
 
     # Fig. 6: accuracy vs epsilon at one SNR.
     epsilons = [0.0, 0.004, 0.008, 0.016, 0.032, 0.064]
@@ -262,6 +318,7 @@ def main() -> None:
     report["meta"] = run_metadata(args.seed, "cpu", dataset="CIFAR-10 test", wall_s=round(time.perf_counter() - started, 1),
                                   command=f"python benchmarks/robust_report.py --runs {args.runs} --limit {args.limit} --snr {args.snr:g} --out {args.out}")
     write_json(out / "report.json", report)
+    atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
     print(f"{'scheme':34s} " + " ".join(f"{s:>6g}" for s in fig4[next(iter(fig4))]["snr_db"]))
     for label, result in fig4.items():
         print(f"{SYSTEMS.get(label, label):34s} " + " ".join(f"{v:6.3f}" for v in result["accuracy"]))

@@ -33,6 +33,7 @@ from digisem.train.robust import make_attack, make_link
 
 SYSTEMS = {"vqvae-cifar10-cpu": "Masked VQ-VAE", "robust-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM", "jscc-cifar10-cpu": "JSCC", "jscc-at-cifar10-cpu": "JSCC + AT"}
 J_SWEEP = {4: "vqvae-j4-cifar10-cpu", 16: "vqvae-j16-cifar10-cpu", 64: "vqvae-j64-cifar10-cpu", 256: "vqvae-j256-cifar10-cpu"}
+FIG11_EPSILON = 0.012  # the paper's Fig. 11(b)
 PAPER_JPEG_BITS = round(32 * 32 * 3 * 8 / 11.2)  # the paper's JPEG compression ratio Cr = 11.2 (Table I) at 32x32
 
 
@@ -80,7 +81,7 @@ def reconstruction_under_noise(run: Path, test_set, args, out: Path) -> dict:
     kodak_tiles = torch.utils.data.TensorDataset(torch.cat(tiles), torch.zeros(sum(t.shape[0] for t in tiles), dtype=torch.long))
     result = {}
     for name, dataset in (("cifar10", test_set), ("kodak24_tiles", kodak_tiles)):
-        result[name] = evaluate_reconstruction(model, dataset, [args.snr], link, attack=ifgsm(0.016), seed=args.seed, progress=False)
+        result[name] = evaluate_reconstruction(model, dataset, [args.snr], link, attack=ifgsm(FIG11_EPSILON), seed=args.seed, progress=False)
 
     def mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (model(x, generator=torch.Generator().manual_seed(args.seed))["x_hat"] - target).pow(2).flatten(1).mean(1)
@@ -90,12 +91,12 @@ def reconstruction_under_noise(run: Path, test_set, args, out: Path) -> dict:
     rows_cifar, rows_kodak = [("original", images)], [("original", untile(kodak_image, layouts[0])[None])]
     for label, batch, rows, layout in (("cifar", images, rows_cifar, None), ("kodak", kodak_image, rows_kodak, layouts[0])):
         generator = torch.Generator().manual_seed(args.seed)
-        attacked = ifgsm(0.016)(lambda x, target=batch: mse(x, target), batch, generator)
+        attacked = ifgsm(FIG11_EPSILON)(lambda x, target=batch: mse(x, target), batch, generator)
         with torch.no_grad():
             for name, x in (("clean input", batch), ("semantic noise", attacked)):
                 x_hat = model(x, snr_db=args.snr, link=link, generator=torch.Generator().manual_seed(args.seed))["x_hat"]
                 rows.append((f"{name}, {args.snr:g} dB", x_hat if layout is None else untile(x_hat, layout)[None]))
-    reconstruction_grid(rows_cifar, out / "fig11_reconstruction_cifar.png", title=f"masked VQ-VAE reconstruction, Es/N0 {args.snr:g} dB, i-FGSM eps 0.016")
+    reconstruction_grid(rows_cifar, out / "fig11_reconstruction_cifar.png", title=f"masked VQ-VAE reconstruction, Es/N0 {args.snr:g} dB, i-FGSM eps {FIG11_EPSILON:g}")
     reconstruction_grid(rows_kodak, out / "fig11_reconstruction_kodak.png", title="Kodak24 (kodim01, 256x256 centre crop in 32x32 tiles)")
     return result
 
@@ -124,8 +125,9 @@ def markdown_tables(report: dict) -> str:
         for epsilon, values in result["accuracy"].items():
             lines.append(f"| {float(epsilon):g} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     for name, result in report.get("fig8", {}).items():
-        lines += ["", f"### Fig. 8: {SYSTEMS[name]}, receiver-side noise (clean {result['accuracy_clean'][0]:.3f})", "", "| SSNR (dB) | " + " | ".join(f"{s:g}" for s in result["ssnr_db"]) + " |", "|---|" + "---|" * len(result["ssnr_db"])]
-        lines.append("| universal (Alg. 1) | " + " | ".join(f"{v:.3f}" for v in result["accuracy_universal"]) + " |")
+        lines += ["", f"### Fig. 8: {SYSTEMS[name]}, receiver-side noise over block-fading eigenmodes (clean {result['accuracy_clean'][0]:.3f})", "", "| SSNR (dB) | " + " | ".join(f"{s:g}" for s in result["ssnr_db"]) + " |", "|---|" + "---|" * len(result["ssnr_db"])]
+        if "accuracy_universal" in result:
+            lines.append("| universal (Alg. 1) | " + " | ".join(f"{v:.3f}" for v in result["accuracy_universal"]) + " |")
         lines.append("| Gaussian, same power | " + " | ".join(f"{v:.3f}" for v in result["accuracy_gaussian"]) + " |")
     lines += ["", "### Other measurements", "", "| what | value |", "|---|---|"]
     for name, result in report["noiseless"].items():
@@ -196,11 +198,11 @@ def main() -> None:
 
     # Fig. 7: reserving ratio (patches sent) for several epsilon, masked VQ-VAE models.
     keep_ratios = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
-    report["fig7"] = {name: analyses.accuracy_vs_keep_ratio(models[name][0], test_set, links[name], args.snr, keep_ratios, [0.0, 0.016, 0.064], ifgsm, seed=args.seed)
+    report["fig7"] = {name: analyses.accuracy_vs_keep_ratio(models[name][0], test_set, links[name], args.snr, keep_ratios, [0.0, 0.008, 0.016, 0.032], ifgsm, seed=args.seed)
                       for name in ("vqvae-cifar10-cpu", "robust-cifar10-cpu") if name in models}
     fig7_curves = []
     for index, (name, result) in enumerate(report["fig7"].items()):
-        for style, (epsilon, values) in zip(("-o", "--s", ":^"), result["accuracy"].items()):
+        for style, (epsilon, values) in zip(("-o", "--s", ":^", "-.d"), result["accuracy"].items()):
             fig7_curves.append((f"{SYSTEMS[name]}, eps {float(epsilon):g}", result["keep_ratio"], values, style + f"C{index}"))
     line_plot(out / "fig7_accuracy_vs_reserving_ratio.png", "reserving ratio (fraction of patches sent)", "accuracy", fig7_curves, f"trained at 0.5, Es/N0 {args.snr:g} dB")
 
@@ -221,11 +223,12 @@ def main() -> None:
 
     # Fig. 8: receiver-side universal semantic noise vs signal-to-semantic-noise ratio (analog JSCC models).
     ssnrs = [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 30.0]
-    report["fig8"] = {name: analyses.receiver_noise_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed)
-                      for name, (model, _) in models.items() if model.quantizer is None}
+    report["fig8"] = {name: analyses.receiver_noise_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) if model.quantizer is None
+                      else analyses.receiver_interference_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) for name, (model, _) in models.items()}
     fig8_curves = []
     for index, (name, result) in enumerate(report["fig8"].items()):
-        fig8_curves.append((f"{SYSTEMS[name]}, universal (Alg. 1)", result["ssnr_db"], result["accuracy_universal"], f"-oC{index}"))
+        if "accuracy_universal" in result:
+            fig8_curves.append((f"{SYSTEMS[name]}, universal (Alg. 1)", result["ssnr_db"], result["accuracy_universal"], f"-oC{index}"))
         fig8_curves.append((f"{SYSTEMS[name]}, Gaussian, same power", result["ssnr_db"], result["accuracy_gaussian"], f"--xC{index}"))
     if fig8_curves:
         line_plot(out / "fig8_receiver_noise.png", "signal-to-semantic-noise ratio (dB)", "accuracy", fig8_curves, f"receiver-side noise, block-fading MIMO 8x4 eigenmodes, Es/N0 {args.snr:g} dB")

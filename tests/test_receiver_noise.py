@@ -51,3 +51,26 @@ def test_receiver_noise_sweep_reports_every_ratio_and_rejects_digital_models():
     assert result["accuracy_universal"][1] == result["accuracy_clean"][1]
     with pytest.raises(ValueError, match="analog"):
         receiver_noise_accuracy(MaskedVQVAE(MaskedVQVAEConfig(**{**TINY, "transmission": "digital", "code_dim": 8})), dataset, 3.0, [0.0], samples=6)
+
+
+def test_digital_link_over_interfered_eigenmodes_is_exact_at_high_snr_and_breaks_under_strong_interference():
+    from digisem.link import BitLink
+
+    channel = InterferedEigenmodes(8, 4)
+    link = BitLink("16qam", channel)
+    values = torch.randint(0, 256, (4, 32), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(link(values, num_bits=8, snr_db=40.0, generator=torch.Generator().manual_seed(1)), values)
+    channel.interference = lambda batch: 10 * torch.randn(batch, 4, 16, dtype=torch.complex64)
+    assert not torch.equal(link(values, num_bits=8, snr_db=40.0, generator=torch.Generator().manual_seed(1)), values)
+
+
+def test_digital_receiver_interference_sweep():
+    from digisem.analyses import receiver_interference_accuracy
+
+    torch.manual_seed(0)
+    model = MaskedVQVAE(MaskedVQVAEConfig(**{**TINY, "transmission": "digital", "code_dim": 8, "mask_ratio": 0.5}))
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    dataset = TensorDataset(images, torch.arange(6) % 4)
+    result = receiver_interference_accuracy(model, dataset, 3.0, [80.0], code=None, batch_size=3)
+    assert result["ssnr_db"] == [80.0]
+    assert result["accuracy_gaussian"] == result["accuracy_clean"]

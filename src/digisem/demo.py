@@ -4,7 +4,9 @@ Part 1, bit-level systems (AMP-SC, SoftHe22): 4-bit integers over a real 16-QAM 
 decisions) and over the paper's BSC model, SNR = Eb/N0. Part 2, symbol-level systems (when the zoo
 holds them): the JCM 64-QAM codec over AWGN with no denoising, the per-symbol MMSE estimator and SCDM
 with its jointly trained decoder (and, when present, SCDM's one-step Tweedie sampler with its own
-joint decoder), SNR = Es/N0 per complex symbol. Writes PSNR-vs-SNR plots,
+joint decoder), SNR = Es/N0 per complex symbol. Part 3 (when the zoo holds them): the robust
+semantic communication classifiers (masked VQ-VAE with FIM and adversarial training, and JSCC) over
+their MIMO links, clean and under semantic noise. Writes PSNR- and accuracy-vs-SNR plots,
 reconstruction grids, the results JSON files and a report (``report.html``, which opens in a
 browser, and ``report.md``).
 """
@@ -32,16 +34,21 @@ DEMO_MODELS = ("ampsc-cifar10-4bit", "softhe22-cifar10-4bit")
 SYMBOL_MODELS = ("jcm-cifar10-64qam", "scdm-cifar10-64qam")
 TWEEDIE_MODEL = "scdm-tweedie-cifar10-64qam"
 """Optional: SCDM's score network with the one-step sampler and its own joint decoder."""
+ROBUST_MODELS = ("vqvae-fim-at-cifar10", "jscc-cifar10")
+"""Part 3 (when the zoo holds them): the robust semcom classifiers, clean and under semantic noise."""
+ROBUST_SNRS = (-9.0, -3.0, 3.0, 9.0, 18.0)
+ROBUST_EPSILON = 0.016
 GRID_SNRS = (0.0, 6.0, 12.0)
 SYMBOL_SNRS = (-18.0, -12.0, -6.0, 0.0, 6.0, 12.0, 18.0)
 SYMBOL_GRID_SNRS = (-18.0, -6.0, 0.0, 12.0)
 
 
 class Section:
-    """One part of the report: a PSNR table over ``snrs`` (``axis`` names the SNR kind), a plot and a grid."""
+    """One part of the report: a table over ``snrs`` (``axis`` names the SNR kind; values with ``digits``
+decimals), a plot and a grid of images."""
 
-    def __init__(self, title: str, text: str, axis: str, snrs: list[float], plot: str, grid: str):
-        self.title, self.text, self.axis, self.snrs, self.plot, self.grid = title, text, axis, snrs, plot, grid
+    def __init__(self, title: str, text: str, axis: str, snrs: list[float], plot: str, grid: str, digits: int = 2):
+        self.title, self.text, self.axis, self.snrs, self.plot, self.grid, self.digits = title, text, axis, snrs, plot, grid, digits
         self.rows: list[tuple[str, list[float]]] = []
 
 
@@ -51,6 +58,8 @@ def run_demo(out: str | Path, snrs: list[float], models: tuple[str, ...] = DEMO_
     sections = [bit_level_demo(out, snrs, models, seed, progress)]
     if all(name in zoo.zoo_names() for name in SYMBOL_MODELS):
         sections.append(symbol_level_demo(out, seed, progress))
+    if all(name in zoo.zoo_names() for name in ROBUST_MODELS):
+        sections.append(robust_demo(out, seed, progress))
     return write_report(out, sections)
 
 
@@ -114,6 +123,40 @@ def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
     return section
 
 
+def robust_demo(out: Path, seed: int, progress: bool) -> Section:
+    """The masked VQ-VAE (FIM + adversarial training) and JSCC classifiers over their MIMO links, clean
+    and under i-FGSM semantic noise: ``accuracy_robust.png``, ``perturbation.png``, results JSON."""
+    from .evaluate import evaluate_classification
+    from .train.robust import labelled_samples, make_attack, make_link
+
+    dataset = labelled_samples()
+    attack = make_attack({"kind": "ifgsm", "epsilon": ROBUST_EPSILON, "step": ROBUST_EPSILON / 4, "steps": 5})
+    section = Section("Robust semantic communication: classification under semantic noise",
+                      f"The {len(dataset)} bundled CIFAR-10 images classified by the masked VQ-VAE with FIM and adversarial training (indices over LDPC 1/2 + 16-QAM + "
+                      f"MIMO 8x4 eigenmodes) and by the analog JSCC baseline, clean and with i-FGSM semantic noise (epsilon {ROBUST_EPSILON}) at the transmitter. "
+                      "Accuracy (8 images: steps of 0.125; docs/results/robust.md has the 1,000-image numbers)", "Es/N0", list(ROBUST_SNRS), "accuracy_robust.png", "perturbation.png", digits=3)
+    curves_list = []
+    for model_name in ROBUST_MODELS:
+        model, metadata = zoo.load(model_name)
+        label = metadata.get("name", model_name)
+        curves = evaluate_classification(model, dataset, list(ROBUST_SNRS), make_link(zoo.recorded_link(metadata)), attack=attack, batch_size=len(dataset), seed=seed, progress=progress)
+        results = {"name": label, "model": model_name, "description": f"{label} on the bundled samples, clean and under i-FGSM epsilon {ROBUST_EPSILON}", "results": curves,
+                   "meta": run_metadata(seed, "cpu", dataset="bundled sample images", n_images=len(dataset), link=zoo.recorded_link(metadata), snr_kind="esn0")}
+        write_json(out / f"{model_name}-attack.json", results)
+        curves_list.append(results)
+        section.rows += [(f"{label}, clean", curves["accuracy"]), (f"{label}, semantic noise", curves["accuracy_attacked"])]
+    attacked_results = [{**results, "name": results["name"] + " (semantic noise)", "results": {"snr_db": results["results"]["snr_db"], "accuracy": results["results"]["accuracy_attacked"]}}
+                        for results in curves_list]
+    plot_metric(curves_list + attacked_results, "accuracy", out / section.plot, title=f"bundled samples, clean and i-FGSM epsilon {ROBUST_EPSILON}")
+    model, _ = zoo.load(ROBUST_MODELS[0])
+    images, labels = dataset.tensors
+    generator = torch.Generator().manual_seed(seed)
+    adversarial = attack(lambda x: torch.nn.functional.cross_entropy(model(x, generator=generator)["logits"], labels, reduction="none"), images, generator)
+    rows = [("clean", images), (f"noise x{0.5 / ROBUST_EPSILON:.0f}", (adversarial - images) / (2 * ROBUST_EPSILON) + 0.5), ("attacked", adversarial)]
+    reconstruction_grid(rows, out / section.grid, title=f"{ROBUST_MODELS[0]}: i-FGSM semantic noise, epsilon {ROBUST_EPSILON}")
+    return section
+
+
 def write_report(out: Path, sections: list[Section]) -> Path:
     """``report.md`` and ``report.html`` with each section's PSNR table, plot and grid."""
     lines = ["# digisem demo", ""]
@@ -121,12 +164,12 @@ def write_report(out: Path, sections: list[Section]) -> Path:
     for section in sections:
         header = "| system | " + " | ".join(f"{s:g} dB" for s in section.snrs) + " |"
         lines += [f"## {section.title}", "", section.text + f"; SNR = {section.axis}:", "", header, "|" + "---|" * (len(section.snrs) + 1)]
-        lines += ["| " + label + " | " + " | ".join(f"{v:.2f}" for v in values) + " |" for label, values in section.rows]
-        lines += ["", f"![PSNR vs SNR]({section.plot})", "", f"![reconstructions]({section.grid})", ""]
+        lines += ["| " + label + " | " + " | ".join(f"{v:.{section.digits}f}" for v in values) + " |" for label, values in section.rows]
+        lines += ["", f"![{section.axis} sweep]({section.plot})", "", f"![images]({section.grid})", ""]
         cells = "".join(f"<th>{s:g} dB</th>" for s in section.snrs)
-        table = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{v:.2f}</td>" for v in values) + "</tr>" for label, values in section.rows)
+        table = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{v:.{section.digits}f}</td>" for v in values) + "</tr>" for label, values in section.rows)
         body += (f"<h2>{html.escape(section.title)}</h2><p>{html.escape(section.text)}; SNR = {section.axis}:</p><table><tr><th>system</th>{cells}</tr>{table}</table>"
-                 f"<p><img src='{section.plot}' alt='PSNR vs SNR'></p><p><img src='{section.grid}' alt='reconstructions' style='max-width:100%'></p>")
+                 f"<p><img src='{section.plot}' alt='{section.axis} sweep'></p><p><img src='{section.grid}' alt='images' style='max-width:100%'></p>")
     atomic_write(out / "report.md", lambda tmp: tmp.write_text("\n".join(lines)))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>digisem demo</title>"
             f"<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.2em .6em;text-align:right}}</style></head><body>"

@@ -120,3 +120,14 @@ def test_vector_quantizer_orthogonality_term_and_errors():
         quantizer(torch.randn(2, 3))
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 3\]"):
         quantizer.lookup(torch.tensor([4]))
+
+
+@pytest.mark.parametrize(("size", "bits"), [(2, 1), (4, 2), (16, 4), (256, 8), (1024, 10)])
+def test_vector_quantizer_bits_per_index_is_log2_of_a_power_of_two_codebook(size, bits):
+    assert VectorQuantizer(codebook_size=size, dim=2).bits_per_index == bits
+
+
+@pytest.mark.parametrize("size", [3, 100, 255])
+def test_vector_quantizer_rejects_a_codebook_size_that_is_not_a_power_of_two(size):
+    with pytest.raises(ValueError, match="not a power of two"):
+        VectorQuantizer(codebook_size=size, dim=2)

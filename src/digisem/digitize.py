@@ -217,9 +217,11 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         if codebook_size < 2 or dim < 1 or beta < 0 or restart_every < 0:
             raise ValueError(f"need codebook_size >= 2, dim >= 1, beta >= 0, restart_every >= 0; got {codebook_size}, {dim}, {beta}, {restart_every}")
+        if codebook_size & (codebook_size - 1):
+            raise ValueError(f"codebook_size J = {codebook_size} is not a power of two: indices travel as log2(J)-bit words, and every word must name a basis vector")
         self.codebook = nn.Parameter(torch.empty(codebook_size, dim).uniform_(-1 / codebook_size, 1 / codebook_size))
         self.beta = float(beta)
-        self.bits_per_index = max(1, math.ceil(math.log2(codebook_size)))
+        self.bits_per_index = codebook_size.bit_length() - 1
         self.restart_every = restart_every
         self.register_buffer("initialized", torch.tensor(False))
         self.register_buffer("usage", torch.zeros(codebook_size))

@@ -112,3 +112,9 @@ def test_masked_vqvae_reconstruction_round_trip_of_patches(generator):
         model(torch.rand(2, 3, 28, 28))
     with pytest.raises(ValueError, match="unknown task"):
         MaskedVQVAEConfig(task="segmentation")
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5])
+def test_config_rejects_a_mask_ratio_outside_zero_one(ratio):
+    with pytest.raises(ValueError, match=r"mask_ratio must lie in \[0, 1\)"):
+        MaskedVQVAEConfig(mask_ratio=ratio)

@@ -213,6 +213,8 @@ class MaskedVQVAEConfig(DictConfig):
             raise ValueError(f"unknown transmission {self.transmission!r}: use one of {TRANSMISSIONS}")
         if self.transmission == "analog" and self.code_dim % 2:
             raise ValueError(f"analog transmission pairs features into complex symbols: code_dim must be even, got {self.code_dim}")
+        if not 0 <= self.mask_ratio < 1:
+            raise ValueError(f"mask_ratio must lie in [0, 1), got {self.mask_ratio}")
         if self.image_size % self.patch:
             raise ValueError(f"image_size {self.image_size} must be a multiple of patch {self.patch}")
         if self.task not in TASKS:

@@ -22,7 +22,7 @@ def test_fim_pools_reweights_and_reads_importance_from_its_weights(generator):
         fim.auxiliary.bias.zero_()
     feature_map = torch.randn(2, 7, 5, generator=generator)
     out = fim(feature_map, snr_db=torch.tensor([3.0, 10.0]))
-    column_means = fim.auxiliary.weight[:, 1:].mean(0)  # eq. 14, the SNR column excluded
+    column_means = fim.auxiliary.weight[:, 1:].abs().mean(0)  # eq. 14 on |W|, the SNR column excluded
     expected_importance = torch.exp(column_means) / torch.exp(column_means).sum()
     assert torch.allclose(out["importance"], expected_importance)
     assert torch.allclose(out["features"], feature_map * expected_importance)  # f~_n = w^_n f_n
@@ -35,10 +35,10 @@ def test_fim_pools_reweights_and_reads_importance_from_its_weights(generator):
 def test_fim_threshold_masks_unimportant_features_and_trains_through_both_paths(generator):
     fim = FeatureImportanceModule(features=4, classes=2, threshold=1.0)
     with torch.no_grad():
-        fim.auxiliary.weight.copy_(torch.tensor([[0.0, 2.0, 2.0, -2.0, 0.0], [0.0, 2.0, 2.0, -2.0, 0.0]]))
+        fim.auxiliary.weight.copy_(torch.tensor([[0.0, 2.0, -2.0, 0.5, 0.0], [0.0, 2.0, 2.0, -0.5, 0.0]]))
     feature_map = torch.randn(3, 6, 4, generator=generator)
     out = fim(feature_map, 5.0)
-    # importances softmax([2, 2, -2, 0]): features 3 and 4 fall below the uniform 1/4
+    # importances softmax(mean |W| = [2, 2, 0.5, 0]): features 3 and 4 fall below the uniform 1/4
     assert out["kept"].tolist() == [True, True, False, False]
     assert torch.equal(out["features"][..., 2:], torch.zeros(3, 6, 2))
     loss = torch.nn.functional.cross_entropy(out["logits"], torch.tensor([0, 1, 0])) + out["features"].pow(2).sum()
@@ -118,3 +118,39 @@ def test_masked_vqvae_reconstruction_round_trip_of_patches(generator):
 def test_config_rejects_a_mask_ratio_outside_zero_one(ratio):
     with pytest.raises(ValueError, match=r"mask_ratio must lie in \[0, 1\)"):
         MaskedVQVAEConfig(mask_ratio=ratio)
+
+
+def test_fim_importance_learned_at_different_snrs_differs():
+    """Eq. 14 reads the importance from the auxiliary weights, so it is fixed at inference; the SNR
+    enters the auxiliary logits, so training at another SNR learns other weights."""
+    features = torch.rand(16, 4, 6, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(16) % 3
+    learned = []
+    for snr_db in (0.0, 20.0):
+        torch.manual_seed(1)
+        fim = FeatureImportanceModule(features=6, classes=3)
+        optimizer = torch.optim.SGD(fim.parameters(), lr=0.5)
+        for _ in range(20):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(fim(features, snr_db)["logits"], labels).backward()
+            optimizer.step()
+        learned.append(fim.importance().detach())
+    assert not torch.allclose(learned[0], learned[1], atol=1e-4)
+    assert torch.allclose(learned[0].sum(), torch.tensor(1.0)) and torch.allclose(learned[1].sum(), torch.tensor(1.0))
+
+
+def test_signed_class_mean_of_the_auxiliary_weights_is_frozen_under_sgd():
+    """Why eq. 14 reads |W|: softmax cross-entropy gradients of the C logits sum to zero, so the
+    signed mean over classes of every weight column never changes under SGD."""
+    features = torch.rand(16, 4, 6, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(16) % 3
+    torch.manual_seed(1)
+    fim = FeatureImportanceModule(features=6, classes=3)
+    before = fim.auxiliary.weight.detach().mean(0).clone()
+    optimizer = torch.optim.SGD(fim.parameters(), lr=0.5)
+    for _ in range(20):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(fim(features, 5.0)["logits"], labels).backward()
+        optimizer.step()
+    assert torch.allclose(fim.auxiliary.weight.detach().mean(0), before, atol=1e-6)
+    assert not torch.allclose(fim.auxiliary.weight.detach().abs().mean(0), before.abs(), atol=1e-3)

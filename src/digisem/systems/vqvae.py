@@ -60,7 +60,12 @@ class FeatureImportanceModule(nn.Module):
     ----
     Eq. 13: ``f^_n = mean_m F[m, n]`` (global average pooling). The auxiliary network is one linear
     layer ``W in R^{C x (N + 1)}`` on the ReLU of the pooled map: its weights are the importances
-    the paper reads (eq. 14). The SNR enters as ``mu = snr_db / 10``.
+    the paper reads (eq. 14). The SNR enters as ``mu = snr_db / 10``, so the learned importances
+    depend on the SNRs seen in training; at inference they are fixed weights.
+    Eq. 14 averages the signed ``W[c, n]`` over classes; under softmax cross-entropy the gradients of
+    the C logits sum to zero, so that signed mean never moves under SGD (it stays at its random
+    initialization). The mean of ``|W[c, n]|`` (how strongly feature n drives any class) is what
+    training shapes, and is used here.
     """
 
     def __init__(self, features: int, classes: int, threshold: float = 0.0):
@@ -71,8 +76,9 @@ class FeatureImportanceModule(nn.Module):
         self.threshold = float(threshold)
 
     def importance(self) -> torch.Tensor:
-        """Eq. 14 then softmax: ``[N]`` weights in (0, 1) summing to 1 (the SNR column excluded)."""
-        return torch.softmax(self.auxiliary.weight[:, 1:].mean(0), dim=0)
+        """Eq. 14 then softmax: ``[N]`` weights in (0, 1) summing to 1 (the SNR column excluded), from
+        the mean over classes of the *absolute* auxiliary weights (see the class note)."""
+        return torch.softmax(self.auxiliary.weight[:, 1:].abs().mean(0), dim=0)
 
     def forward(self, feature_map: torch.Tensor, snr_db: float | torch.Tensor) -> dict[str, torch.Tensor]:
         count = self.auxiliary.in_features - 1

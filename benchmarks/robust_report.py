@@ -2,8 +2,8 @@
 JSON and plots (Fig. 4, 6, 7, 9, 10, Table I, retrieval, noise-related masking, JPEG+LDPC baselines).
 
 Usage: DIGISEM_DATA=../shared/data python benchmarks/robust_report.py --runs runs --out docs/results/robust
-(needs the run folders of vqvae-cifar10-cpu, robust-cifar10-cpu, jscc-cifar10-cpu, jscc-at-cifar10-cpu;
-the J sweep vqvae-j{4,16,64,256}-cifar10-cpu is used when present).
+(uses the run folders of vqvae-cifar10-cpu, vqvae-at-cifar10-cpu, robust-cifar10-cpu, jscc-cifar10-cpu,
+jscc-at-cifar10-cpu, the J sweep vqvae-j{4,16,64,256}-cifar10-cpu and vqvae-recon-cifar10-cpu that exist).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from digisem.systems.vqvae import (
 )
 from digisem.train.robust import make_attack, make_link
 
-SYSTEMS = {"vqvae-cifar10-cpu": "Masked VQ-VAE", "robust-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM", "jscc-cifar10-cpu": "JSCC", "jscc-at-cifar10-cpu": "JSCC + AT"}
+SYSTEMS = {"vqvae-cifar10-cpu": "Masked VQ-VAE", "vqvae-at-cifar10-cpu": "Masked VQ-VAE + AT + AWP", "robust-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM",
+           "jscc-cifar10-cpu": "JSCC", "jscc-at-cifar10-cpu": "JSCC + AT"}
 J_SWEEP = {4: "vqvae-j4-cifar10-cpu", 16: "vqvae-j16-cifar10-cpu", 64: "vqvae-j64-cifar10-cpu", 256: "vqvae-j256-cifar10-cpu"}
 FIG11_EPSILON = 0.012  # the paper's Fig. 11(b)
 PAPER_JPEG_BITS = round(32 * 32 * 3 * 8 / 11.2)  # the paper's JPEG compression ratio Cr = 11.2 (Table I) at 32x32

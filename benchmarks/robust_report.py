@@ -55,16 +55,42 @@ def save_figure(fig, path: Path) -> None:
 
 
 def line_plot(path: Path, x_label: str, y_label: str, curves: list[tuple[str, list[float], list[float], str]], title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     for label, xs, ys, style in curves:
         ax.plot(xs, ys, style, label=label)
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def draw_line_figures(report: dict, out: Path) -> None:
+    """Figs. 4-8 from a report (also ``--replot``: redraw from ``report.json`` without recomputing)."""
+    snr = report["snr_db"]
+    curves = []
+    for index, (label, result) in enumerate(report["fig4"].items()):
+        curves.append((SYSTEMS.get(label, label), result["snr_db"], result["accuracy"], f"-oC{index}"))
+        curves.append((SYSTEMS.get(label, label) + " (semantic noise)", result["snr_db"], result["accuracy_attacked"], f"--xC{index}"))
+    line_plot(out / "fig4_accuracy_vs_snr.png", "Es/N0 (dB)", "accuracy", curves, "CIFAR-10 accuracy, MIMO 8x4, clean (-) and i-FGSM eps 0.016 (--)")
+    if "fig5" in report:
+        line_plot(out / "fig5_codebook_size.png", "Es/N0 (dB)", "accuracy", [(f"J = {j}", r["snr_db"], r["accuracy"], "-o") for j, r in report["fig5"].items()], "masked VQ-VAE, clean training, codebook size J")
+    line_plot(out / "fig6_accuracy_vs_epsilon.png", "epsilon (L-inf, images in [0, 1])", "accuracy",
+              [(SYSTEMS[name], r["epsilon"], r["accuracy"], "-o") for name, r in report["fig6"].items()], f"accuracy vs semantic-noise budget, Es/N0 {snr:g} dB")
+    curves = []
+    for index, (name, result) in enumerate(report["fig7"].items()):
+        for style, (epsilon, values) in zip(("-o", "--s", ":^", "-.d"), result["accuracy"].items()):
+            curves.append((f"{SYSTEMS[name]}, eps {float(epsilon):g}", result["keep_ratio"], values, f"{style}C{index}"))
+    line_plot(out / "fig7_accuracy_vs_reserving_ratio.png", "reserving ratio (fraction of patches sent)", "accuracy", curves, f"trained at 0.5, Es/N0 {snr:g} dB")
+    curves = []
+    for index, (name, result) in enumerate(report.get("fig8", {}).items()):
+        if "accuracy_universal" in result:
+            curves.append((f"{SYSTEMS[name]}, universal (Alg. 1)", result["ssnr_db"], result["accuracy_universal"], f"-oC{index}"))
+        curves.append((f"{SYSTEMS[name]}, Gaussian, same power", result["ssnr_db"], result["accuracy_gaussian"], f"--xC{index}"))
+    if curves:
+        line_plot(out / "fig8_receiver_noise.png", "signal-to-semantic-noise ratio (dB)", "accuracy", curves, f"receiver-side noise, block-fading MIMO 8x4 eigenmodes, Es/N0 {snr:g} dB")
 
 
 def reconstruction_under_noise(run: Path, test_set, args, out: Path) -> dict:
@@ -163,8 +189,14 @@ def main() -> None:
     parser.add_argument("--snr", type=float, default=3.0, help="Es/N0 (dB) of the single-SNR analyses")
     parser.add_argument("--out", default="docs/results/robust")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--replot", action="store_true", help="redraw Figs. 4-8 and tables.md from OUT/report.json, computing nothing")
     args = parser.parse_args()
     out, runs = Path(args.out), Path(args.runs)
+    if args.replot:
+        report = json.loads((out / "report.json").read_text())
+        draw_line_figures(report, out)
+        atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
+        return
     started = time.perf_counter()
     test_set = CIFAR10(args.data, split="test", limit=args.limit)
     models = {name: zoo.load(runs / name) for name in SYSTEMS if (runs / name / "model.safetensors").is_file()}
@@ -181,12 +213,6 @@ def main() -> None:
             fig4[label] = analyses.jpeg_link_classification(lambda x, model=classifier: model(x)["logits"], test_set, fig4[name]["snr_db"], digital, PAPER_JPEG_BITS,
                                                             attack=ifgsm(0.016), seed=args.seed)
     report["fig4"] = fig4
-    curves = []
-    for index, (label, result) in enumerate(fig4.items()):
-        color = f"C{index}"
-        curves.append((SYSTEMS.get(label, label), result["snr_db"], result["accuracy"], "-o" + color))
-        curves.append((SYSTEMS.get(label, label) + " (semantic noise)", result["snr_db"], result["accuracy_attacked"], "--x" + color))
-    line_plot(out / "fig4_accuracy_vs_snr.png", "Es/N0 (dB)", "accuracy", curves, "CIFAR-10 accuracy, MIMO 8x4, clean (-) and i-FGSM eps 0.016 (--)")
 
     # The upper bound of Fig. 4(b): each model without channel noise (features or indices arrive intact).
     report["noiseless"] = {name: evaluate_classification(model, test_set, [0.0], None, attack=ifgsm(0.016), seed=args.seed, progress=False) for name, (model, _) in models.items()}
@@ -194,18 +220,11 @@ def main() -> None:
     # Fig. 6: accuracy vs epsilon at one SNR.
     epsilons = [0.0, 0.004, 0.008, 0.016, 0.032, 0.064]
     report["fig6"] = {name: analyses.accuracy_vs_epsilon(model, test_set, links[name], args.snr, epsilons, ifgsm, seed=args.seed) for name, (model, _) in models.items()}
-    line_plot(out / "fig6_accuracy_vs_epsilon.png", "epsilon (L-inf, images in [0, 1])", "accuracy",
-              [(SYSTEMS[name], r["epsilon"], r["accuracy"], "-o") for name, r in report["fig6"].items()], f"accuracy vs semantic-noise budget, Es/N0 {args.snr:g} dB")
 
     # Fig. 7: reserving ratio (patches sent) for several epsilon, masked VQ-VAE models.
     keep_ratios = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
     report["fig7"] = {name: analyses.accuracy_vs_keep_ratio(models[name][0], test_set, links[name], args.snr, keep_ratios, [0.0, 0.008, 0.016, 0.032], ifgsm, seed=args.seed)
                       for name in ("vqvae-cifar10-cpu", "robust-cifar10-cpu") if name in models}
-    fig7_curves = []
-    for index, (name, result) in enumerate(report["fig7"].items()):
-        for style, (epsilon, values) in zip(("-o", "--s", ":^", "-.d"), result["accuracy"].items()):
-            fig7_curves.append((f"{SYSTEMS[name]}, eps {float(epsilon):g}", result["keep_ratio"], values, style + f"C{index}"))
-    line_plot(out / "fig7_accuracy_vs_reserving_ratio.png", "reserving ratio (fraction of patches sent)", "accuracy", fig7_curves, f"trained at 0.5, Es/N0 {args.snr:g} dB")
 
     # Noise-related vs uniform masking (at test time), full system.
     if "robust-cifar10-cpu" in models:
@@ -226,13 +245,6 @@ def main() -> None:
     ssnrs = [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 30.0]
     report["fig8"] = {name: analyses.receiver_noise_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) if model.quantizer is None
                       else analyses.receiver_interference_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) for name, (model, _) in models.items()}
-    fig8_curves = []
-    for index, (name, result) in enumerate(report["fig8"].items()):
-        if "accuracy_universal" in result:
-            fig8_curves.append((f"{SYSTEMS[name]}, universal (Alg. 1)", result["ssnr_db"], result["accuracy_universal"], f"-oC{index}"))
-        fig8_curves.append((f"{SYSTEMS[name]}, Gaussian, same power", result["ssnr_db"], result["accuracy_gaussian"], f"--xC{index}"))
-    if fig8_curves:
-        line_plot(out / "fig8_receiver_noise.png", "signal-to-semantic-noise ratio (dB)", "accuracy", fig8_curves, f"receiver-side noise, block-fading MIMO 8x4 eigenmodes, Es/N0 {args.snr:g} dB")
 
     # Fig. 9: feature activation frequency without / with FIM, clean and attacked samples.
     fig9 = {}
@@ -313,7 +325,6 @@ def main() -> None:
     sweep = {j: runs / name for j, name in J_SWEEP.items() if (runs / name / "results.json").is_file()}
     if sweep:
         report["fig5"] = {str(j): json.loads((path / "results.json").read_text())["results"] for j, path in sweep.items()}
-        line_plot(out / "fig5_codebook_size.png", "Es/N0 (dB)", "accuracy", [(f"J = {j}", r["snr_db"], r["accuracy"], "-o") for j, r in report["fig5"].items()], "masked VQ-VAE, clean training, codebook size J")
 
     # Fig. 11: reconstructions under semantic noise (CIFAR-10 test and Kodak24 in 32x32 tiles).
     if (runs / "vqvae-recon-cifar10-cpu" / "model.safetensors").is_file():
@@ -322,6 +333,7 @@ def main() -> None:
     report["meta"] = run_metadata(args.seed, "cpu", dataset="CIFAR-10 test", wall_s=round(time.perf_counter() - started, 1),
                                   command=f"python benchmarks/robust_report.py --runs {args.runs} --limit {args.limit} --snr {args.snr:g} --out {args.out}")
     write_json(out / "report.json", report)
+    draw_line_figures(report, out)
     atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
     print(f"{'scheme':34s} " + " ".join(f"{s:>6g}" for s in fig4[next(iter(fig4))]["snr_db"]))
     for label, result in fig4.items():

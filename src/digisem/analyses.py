@@ -271,6 +271,24 @@ class InterferedEigenmodes(nn.Module):
         return ChannelOutput(self.detect(received, left, singular), equalized_noise.reshape(batch, self.streams, -1).transpose(1, 2).reshape(batch, -1))
 
 
+def _interfered_accuracy(model: nn.Module, dataset: Dataset, link: nn.Module, channel: InterferedEigenmodes, snr_db: float,
+                         interference: Callable[[int, torch.Generator], torch.Tensor] | None, *, batch_size: int, seed: int) -> float:
+    """Accuracy over ``link`` with ``channel.interference`` drawn by ``interference(batch, generator)``
+    (None: no interferer); the channel and the interferer have their own seeded generators."""
+    correct = count = 0
+    generator, interferer = torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2)
+    channel.interference = None if interference is None else (lambda batch: interference(batch, interferer))
+    try:
+        for batch_images, batch_labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            with torch.no_grad():
+                logits = model(batch_images, snr_db=snr_db, link=link, generator=generator)["logits"]
+            correct += int((logits.argmax(1) == batch_labels).sum())
+            count += batch_labels.shape[0]
+    finally:
+        channel.interference = None
+    return correct / count
+
+
 def receiver_noise_accuracy(model: nn.Module, dataset: Dataset, snr_db: float, ssnr_db: list[float], *, num_tx: int = 8, num_rx: int = 4, attacker_antennas: int = 8,
                             samples: int = 64, steps: int = 5, batch_size: int = 100, seed: int = 0) -> dict[str, list[float]]:
     """Fig. 8: accuracy of an analog (JSCC, ``mask_ratio`` 0) classifier with sample-independent
@@ -305,17 +323,8 @@ def receiver_noise_accuracy(model: nn.Module, dataset: Dataset, snr_db: float, s
         features = torch.view_as_real(channel.detect(y, left, singular)).reshape(samples, config.patches, config.code_dim)
         return F.cross_entropy(model.head(model.decoder(features, everything).mean(1)), labels, reduction="none")
 
-    def accuracy(make_interference: Callable[[int, torch.Generator], torch.Tensor] | None) -> float:
-        correct = count = 0
-        generator, interferer = torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2)
-        for batch_images, batch_labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            channel.interference = None if make_interference is None else (lambda batch: make_interference(batch, interferer))
-            with torch.no_grad():
-                logits = model(batch_images, snr_db=snr_db, link=link, generator=generator)["logits"]
-            correct += int((logits.argmax(1) == batch_labels).sum())
-            count += batch_labels.shape[0]
-        channel.interference = None
-        return correct / count
+    def accuracy(interference: Callable[[int, torch.Generator], torch.Tensor] | None) -> float:
+        return _interfered_accuracy(model, dataset, link, channel, snr_db, interference, batch_size=batch_size, seed=seed)
 
     results: dict[str, list[float]] = {"ssnr_db": [float(s) for s in ssnr_db], "accuracy_universal": [], "accuracy_gaussian": []}
     attacker_channels = complex_normal((samples, num_rx, attacker_antennas), received, torch.Generator().manual_seed(seed + 3))
@@ -358,22 +367,12 @@ def receiver_interference_accuracy(model: nn.Module, dataset: Dataset, snr_db: f
     uses = symbols // channel.streams
 
     def accuracy(energy: float | None) -> float:
-        correct = count = 0
-        generator, interferer = torch.Generator().manual_seed(seed + 1), torch.Generator().manual_seed(seed + 2)
-
-        def gaussian(batch: int) -> torch.Tensor:
+        def gaussian(batch: int, interferer: torch.Generator) -> torch.Tensor:
             dx = complex_normal((batch, attacker_antennas, uses), images, interferer)
             dx = energy ** 0.5 * dx / dx.flatten(1).norm(dim=1)[:, None, None]
             return complex_normal((batch, num_rx, attacker_antennas), dx, interferer) @ dx
 
-        channel.interference = gaussian if energy is not None else None
-        for batch_images, batch_labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            with torch.no_grad():
-                logits = model(batch_images, snr_db=snr_db, link=link, generator=generator)["logits"]
-            correct += int((logits.argmax(1) == batch_labels).sum())
-            count += batch_labels.shape[0]
-        channel.interference = None
-        return correct / count
+        return _interfered_accuracy(model, dataset, link, channel, snr_db, gaussian if energy is not None else None, batch_size=batch_size, seed=seed)
 
     return {"ssnr_db": [float(s) for s in ssnr_db], "accuracy_gaussian": [accuracy(symbols / 10 ** (ratio / 10)) for ratio in ssnr_db],
             "accuracy_clean": [accuracy(None)] * len(ssnr_db)}

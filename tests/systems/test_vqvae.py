@@ -154,3 +154,22 @@ def test_signed_class_mean_of_the_auxiliary_weights_is_frozen_under_sgd():
         optimizer.step()
     assert torch.allclose(fim.auxiliary.weight.detach().mean(0), before, atol=1e-6)
     assert not torch.allclose(fim.auxiliary.weight.detach().abs().mean(0), before.abs(), atol=1e-3)
+
+
+def test_noise_related_masking_profile_steers_which_patches_are_kept():
+    config = MaskedVQVAEConfig(image_size=16, patch=4, width=16, depth=1, heads=2, decoder_width=8, decoder_depth=1, code_dim=8, codebook_size=16, mask_ratio=0.5, masking="noise")
+    model = MaskedVQVAE(config)
+    assert torch.equal(model.noise_profile, torch.zeros(16)), "uniform masking until a profile is measured"
+    clean = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    attacked = clean.clone()
+    attacked[:, :, :4, :4] += 0.5  # all the noise in patch 0
+    model.update_noise_profile(clean, attacked)
+    assert model.noise_profile[0] == pytest.approx(0.5) and float(model.noise_profile[1:].abs().max()) == 0
+    kept = model(torch.rand(200, 3, 16, 16), generator=torch.Generator().manual_seed(1))["kept"]
+    kept_share = (kept == 0).float().sum() / 200
+    assert kept_share < 0.25, "the noisy patch is masked far more often than half the time"
+    assert "noise_profile" in model.state_dict()
+    with pytest.raises(ValueError, match="masking"):
+        MaskedVQVAEConfig(masking="noisy")
+    with pytest.raises(ValueError, match="masking='noise'"):
+        MaskedVQVAE(MaskedVQVAEConfig(image_size=16, patch=4)).update_noise_profile(clean, attacked)

@@ -126,3 +126,13 @@ def test_analog_model_trains_over_an_analog_link(tmp_path):
     state, metadata = read_weights(run_dir / "model.safetensors")
     assert not any(key.startswith("quantizer.") for key in state)
     assert metadata["config"]["transmission"] == "analog"
+
+
+def test_noise_related_masking_fine_tunes_from_a_uniform_run_and_measures_its_profile(base_run):
+    recipe = quick_recipe("noisemask", fim_layers=[], masking="noise")
+    recipe["train"].update(init_from="base", attack={"kind": "fgsm", "epsilon": 0.016})
+    run_dir = run_robust_recipe(recipe, base_run, progress=False)
+    state, _ = read_weights(run_dir / "model.safetensors")
+    profile = state["noise_profile"]
+    assert profile.shape == (16,) and float(profile.min()) > 0
+    assert float(profile.max()) <= 0.016 + 1e-6, "mean |noise| per patch cannot exceed epsilon"

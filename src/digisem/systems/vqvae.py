@@ -34,6 +34,7 @@ from .config import DictConfig
 
 TASKS = ("classification", "reconstruction")
 TRANSMISSIONS = ("digital", "analog")
+MASKINGS = ("uniform", "noise")
 
 
 class FeatureImportanceModule(nn.Module):
@@ -193,6 +194,10 @@ class MaskedVQVAEConfig(DictConfig):
     """Hyper-parameters of :class:`MaskedVQVAE` (the authors' demo: ViT on 224-px CIFAR with 16-px
     patches, width 384, depth 4, 6 heads, features of 32 dimensions, J = 256, beta = 0.25).
 
+    ``masking="noise"``: noise-related masking; the model keeps a ``noise_profile`` buffer ``[N]``
+    (mean magnitude of semantic noise per patch, updated by training on attacked batches, see
+    :meth:`MaskedVQVAE.update_noise_profile`) and masks noisy patches more often once it is set.
+
     ``transmission="analog"`` makes the same ViT the paper's JSCC baseline: no codebook, the encoder
     output pairs into ``K code_dim / 2`` complex symbols per image, power-normalized per image and sent
     over a :class:`~digisem.link.SymbolLink`."""
@@ -213,8 +218,11 @@ class MaskedVQVAEConfig(DictConfig):
     fim_layers: tuple[int, ...] = ()
     fim_threshold: float = 0.0
     transmission: str = "digital"
+    masking: str = "uniform"
 
     def __post_init__(self) -> None:
+        if self.masking not in MASKINGS:
+            raise ValueError(f"unknown masking {self.masking!r}: use one of {MASKINGS}")
         if self.transmission not in TRANSMISSIONS:
             raise ValueError(f"unknown transmission {self.transmission!r}: use one of {TRANSMISSIONS}")
         if self.transmission == "analog" and self.code_dim % 2:
@@ -262,6 +270,8 @@ class MaskedVQVAE(nn.Module):
         self.encoder = _PatchEncoder(patch_pixels, config.patches, config.width, config.depth, config.heads, config.code_dim)
         self.fims = nn.ModuleDict({str(layer): FeatureImportanceModule(config.width, config.classes, config.fim_threshold) for layer in config.fim_layers})
         self.quantizer = VectorQuantizer(config.codebook_size, config.code_dim, config.beta) if config.transmission == "digital" else None
+        if config.masking == "noise":
+            self.register_buffer("noise_profile", torch.zeros(config.patches))
         self.decoder = _MaskedDecoder(config.code_dim, config.patches, config.decoder_width, config.decoder_depth, max(1, config.heads // 2))
         if config.task == "classification":
             width = config.decoder_width
@@ -292,6 +302,8 @@ class MaskedVQVAE(nn.Module):
     ) -> dict[str, Any]:
         config = self.config
         patches = self.patchify(x)
+        if masking_weights is None and config.masking == "noise" and float(self.noise_profile.sum()) > 0:
+            masking_weights = self.noise_profile
         kept = keep_patches(x.shape[0], config.patches, config.mask_ratio, masking_weights, generator).to(x.device)
         tokens = torch.gather(self.encoder.embed(patches) + self.encoder.position, 1, kept[:, :, None].expand(-1, -1, config.width))
         fim_logits = []
@@ -321,6 +333,19 @@ class MaskedVQVAE(nn.Module):
         else:
             outputs["x_hat"] = torch.sigmoid(self.unpatchify(self.head(hidden)))
         return outputs
+
+    @torch.no_grad()
+    def update_noise_profile(self, clean: torch.Tensor, attacked: torch.Tensor, momentum: float = 0.9) -> None:
+        """Noise-related masking: fold the mean absolute semantic noise per patch of a batch
+        (``attacked - clean``, both ``[B, 3, H, W]``) into ``noise_profile`` (exponential average;
+        the first batch sets it)."""
+        if self.config.masking != "noise":
+            raise ValueError("update_noise_profile needs a model with masking='noise'")
+        profile = self.patchify(attacked - clean).abs().mean((0, 2))
+        if float(self.noise_profile.sum()) == 0:
+            self.noise_profile.copy_(profile)
+        else:
+            self.noise_profile.mul_(momentum).add_((1 - momentum) * profile)
 
     @staticmethod
     def _send_analog(features: torch.Tensor, snr_db: float | torch.Tensor | None, link: Callable[..., Any] | None, generator: torch.Generator | None) -> torch.Tensor:

@@ -112,8 +112,8 @@ def make_attack(spec: dict[str, Any] | None) -> Callable[..., torch.Tensor] | No
 
 def _initialize_from(model: MaskedVQVAE, runs_dir: Path, run_name: str | None) -> str | None:
     """Start from the weights of an earlier run ``runs_dir/run_name`` (e.g. adversarial fine-tuning of
-    a clean model, as the authors fine-tune a pretrained ViT); parts the earlier model lacks (FIMs)
-    keep their fresh initialization. Returns the source file's sha256 (None without ``run_name``)."""
+    a clean model, as the authors fine-tune a pretrained ViT); parts the earlier model lacks (FIMs,
+    the noise profile of noise-related masking) keep their fresh initialization. Returns the source file's sha256 (None without ``run_name``)."""
     if not run_name:
         return None
     import hashlib
@@ -128,7 +128,7 @@ def _initialize_from(model: MaskedVQVAE, runs_dir: Path, run_name: str | None) -
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
     resized = [key for key in state if key in own and state[key].shape != own[key].shape]
-    if unexpected or resized or any(not key.startswith("fims.") for key in missing):
+    if unexpected or resized or any(not key.startswith("fims.") and key != "noise_profile" for key in missing):
         raise RecipeError(f"train.init_from {run_name!r} does not fit this model: missing {missing}, unexpected {unexpected}, other shapes {resized}")
     model.load_state_dict(state, strict=False)
     return hashlib.sha256(source.read_bytes()).hexdigest()
@@ -189,7 +189,10 @@ def run_robust_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", dat
         images, labels = batch
         targets = images if reconstruction else labels
         if attack is not None:
+            clean = images
             images = attack(lambda x: task_loss(model_call(x, generator=generator), targets), images, generator)
+            if model.config.masking == "noise":
+                model.update_noise_profile(clean, images)
         if awp is not None:
             awp.perturb(lambda: robust_loss(model_call, images, targets, weights, snr_db=snr_db, link=link, generator=generator)[0].mean())
         total, parts = robust_loss(model_call, images, targets, weights, snr_db=snr_db, link=link, generator=generator)

@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash benchmarks/train_chain.sh runs/robust_cpu_commands.log vqvae-cifar10-cpu jscc-cifar10-cpu robust-cifar10-cpu jscc-at-cifar10-cpu \
-  vqvae-j4-cifar10-cpu vqvae-j16-cifar10-cpu vqvae-j64-cifar10-cpu vqvae-j256-cifar10-cpu vqvae-at-cifar10-cpu vqvae-recon-cifar10-cpu
+  vqvae-j4-cifar10-cpu vqvae-j16-cifar10-cpu vqvae-j64-cifar10-cpu vqvae-j256-cifar10-cpu vqvae-at-cifar10-cpu vqvae-recon-cifar10-cpu robust-noisemask-cifar10-cpu
 python benchmarks/robust_report.py --runs runs --out docs/results/robust

@@ -32,6 +32,7 @@ from digisem.systems.vqvae import (
 from digisem.train.robust import make_attack, make_link
 
 SYSTEMS = {"vqvae-cifar10-cpu": "Masked VQ-VAE", "vqvae-at-cifar10-cpu": "Masked VQ-VAE + AT + AWP", "robust-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM",
+           "robust-noisemask-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM, noise-related masking",
            "jscc-cifar10-cpu": "JSCC", "jscc-at-cifar10-cpu": "JSCC + AT"}
 J_SWEEP = {4: "vqvae-j4-cifar10-cpu", 16: "vqvae-j16-cifar10-cpu", 64: "vqvae-j64-cifar10-cpu", 256: "vqvae-j256-cifar10-cpu"}
 FIG11_EPSILON = 0.012  # the paper's Fig. 11(b)

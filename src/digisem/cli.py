@@ -395,7 +395,7 @@ def command_demo(args: argparse.Namespace) -> int:
     from digisem.demo import run_demo
 
     report = run_demo(args.out, parse_snr_range(args.snr), seed=args.seed, progress=not args.quiet)
-    print(f"wrote the PSNR plots, reconstruction grids and results files to {args.out}/ and the report {report} (open it in a browser)")
+    print(f"wrote the PSNR and accuracy plots, image grids and results files to {args.out}/ and the report {report} (open it in a browser)")
     return 0
 
 

@@ -132,12 +132,13 @@ def embeddings(model: nn.Module, dataset: Dataset, snr_db: float | None = None, 
     """Retrieval embeddings: the receiver's decoder output averaged over patches, ``[n, width]``, with the labels ``[n]``."""
     generator = torch.Generator().manual_seed(seed)
     captured: list[torch.Tensor] = []
-    hook = model.head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]) if module is model.head else None)
+    hook = model.head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
     labels = []
+    model.eval()
     try:
         with torch.no_grad():
             for images, batch_labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-                model.eval()(images, snr_db=snr_db, link=link, generator=generator)
+                model(images, snr_db=snr_db, link=link, generator=generator)
                 labels.append(batch_labels)
     finally:
         hook.remove()

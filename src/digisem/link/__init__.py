@@ -29,6 +29,7 @@ from .constellation import (
     constellation_info,
 )
 from .links import BitLink, BSCLink, SymbolLink, normalize_power
+from .spec import from_spec, link_snr_db, link_snr_kind
 from .theory import (
     ber_awgn,
     ber_rayleigh_bpsk,
@@ -58,9 +59,12 @@ __all__ = [
     "constellation_info",
     "ebn0_to_esn0_db",
     "esn0_to_ebn0_db",
+    "from_spec",
     "gray_decode",
     "gray_encode",
     "int_to_bits",
+    "link_snr_db",
+    "link_snr_kind",
     "make_channel",
     "noise_variance",
     "normalize_power",

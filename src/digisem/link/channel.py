@@ -13,6 +13,7 @@ effective complex noise variance per symbol, which the demappers take as ``noise
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -34,6 +35,20 @@ class ChannelOutput(NamedTuple):
     """
 
     symbols: torch.Tensor
+    noise_var: torch.Tensor
+
+
+class Eigenmodes(NamedTuple):
+    """What :meth:`MIMO.transmit_eigenmodes` delivers at the receive antennas.
+
+    ``received : [B, uses, Nr], complex64`` the signal ``H V x + w``; ``left : [B, uses, Nr, S]``
+    the left singular vectors of ``H`` and ``singular : [B, uses, S]`` its singular values (the
+    receiver's CSI, repeated over the uses of a block-fading ``H``); ``noise_var : [B or 1, 1, 1]`` ``N0``.
+    """
+
+    received: torch.Tensor
+    left: torch.Tensor
+    singular: torch.Tensor
     noise_var: torch.Tensor
 
 
@@ -125,11 +140,28 @@ class MIMO(nn.Module):
     transmitted power is ``min(Nt, Nr)`` times Es per channel use, as with spatial multiplexing of
     that many streams.
 
+    ``interference``, if given, is an extra signal at the receive antennas (e.g. an attacker's
+    ``H_a dx``): ``interference(y) -> [B, uses, Nr]`` complex is added to the received ``y : [B,
+    uses, Nr]`` before detection. It should draw from its own generator: the channel's draws then
+    stay the same with and without it.
+
+    Parameters
+    ----------
+    num_tx, num_rx : int
+        Transmit and receive antennas.
+    detector : str
+        ``"zf"``, ``"lmmse"`` or ``"svd"`` (see above).
+    block : bool
+        One ``H`` per example (block fading) instead of one per channel use.
+    interference : callable, optional
+        ``interference(y [B, uses, Nr]) -> [B, uses, Nr]`` complex, added before detection.
+
     Input: ``x : [B, n], complex64``; ``snr_db`` : Es/N0 per transmitted symbol per receive antenna (dB).
     Output: :class:`ChannelOutput` with ``symbols [B, n]`` and per-stream ``noise_var [B, n]``.
     """
 
-    def __init__(self, num_tx: int, num_rx: int, detector: str = "lmmse", block: bool = False):
+    def __init__(self, num_tx: int, num_rx: int, detector: str = "lmmse", block: bool = False,
+                 interference: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         if num_tx < 1 or num_rx < 1:
             raise ValueError(f"num_tx and num_rx must be >= 1, got {num_tx}x{num_rx}")
@@ -138,6 +170,7 @@ class MIMO(nn.Module):
         if detector == "zf" and num_tx > num_rx:
             raise ValueError(f"ZF detection needs num_tx <= num_rx, got {num_tx}x{num_rx}; use detector='lmmse'")
         self.num_tx, self.num_rx, self.detector, self.block = num_tx, num_rx, detector, block
+        self.interference = interference
 
     @property
     def symbols_multiple(self) -> int:
@@ -154,23 +187,45 @@ class MIMO(nn.Module):
         if x.dim() != 2 or x.shape[1] % self.symbols_multiple:
             raise ValueError(f"MIMO input must be [B, n] with n a multiple of {self.symbols_multiple} (streams per channel use), got {tuple(x.shape)}")
         if self.detector == "svd":
-            return self._eigenmodes(x, snr_db, generator)
+            modes = self.transmit_eigenmodes(x, snr_db, generator)
+            return self.combine(self._interfered(modes.received), modes)
         batch, uses = x.shape[0], x.shape[1] // self.num_tx
         noise_var = noise_variance(snr_db, x).reshape(-1, 1, 1).expand(batch, 1, 1)
         streams = x.reshape(batch, uses, self.num_tx)
         h_shape = (batch, 1 if self.block else uses, self.num_rx, self.num_tx)
         h = complex_normal(h_shape, x, generator).expand(batch, uses, self.num_rx, self.num_tx)
         noise = complex_normal((batch, uses, self.num_rx), x, generator) * noise_var.sqrt()
-        y = (h @ streams.unsqueeze(-1)).squeeze(-1) + noise
+        y = self._interfered((h @ streams.unsqueeze(-1)).squeeze(-1) + noise)
         noise_cov = noise_var.unsqueeze(-1) * torch.eye(self.num_rx, device=x.device)
         noise_cov = noise_cov.to(torch.complex64).expand(batch, uses, self.num_rx, self.num_rx)
         equalizer = zf_equalizer if self.detector == "zf" else lmmse_equalizer
         x_hat, no_eff = equalizer(y, h, noise_cov)
         return ChannelOutput(x_hat.reshape(batch, -1), no_eff.reshape(batch, -1).to(torch.float32))
 
-    def _eigenmodes(self, x: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None) -> ChannelOutput:
-        """SVD precoding and combining (see the class docstring)."""
+    def _interfered(self, y: torch.Tensor) -> torch.Tensor:
+        return y if self.interference is None else y + self.interference(y)
+
+    def transmit_eigenmodes(self, x: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None) -> Eigenmodes:
+        """SVD precoding over the channel, up to the receive antennas (``detector="svd"``; no interference).
+
+        Input
+        -----
+        x : [B, n], complex64
+            ``n`` a multiple of ``S = min(Nt, Nr)`` streams; ``uses = n / S`` channel uses.
+        snr_db : float or [B]
+            Es/N0 per transmitted symbol per receive antenna (dB).
+        generator : torch.Generator, optional
+            Draws ``H`` (``[B, 1 or uses, Nr, Nt]``), then the noise (``[B, uses, Nr]``).
+
+        Output
+        ------
+        :class:`Eigenmodes`: ``received = H V x + w`` and the receiver's CSI, for :meth:`combine`.
+        """
+        if self.detector != "svd":
+            raise ValueError(f"eigenmode transmission needs detector='svd', this MIMO detects with {self.detector!r}")
         streams_per_use = self.symbols_multiple
+        if x.dim() != 2 or x.shape[1] % streams_per_use:
+            raise ValueError(f"MIMO input must be [B, n] with n a multiple of {streams_per_use} (streams per channel use), got {tuple(x.shape)}")
         batch, uses = x.shape[0], x.shape[1] // streams_per_use
         noise_var = noise_variance(snr_db, x).reshape(-1, 1, 1)
         h_shape = (batch, 1 if self.block else uses, self.num_rx, self.num_tx)
@@ -179,10 +234,21 @@ class MIMO(nn.Module):
         streams = x.reshape(batch, uses, streams_per_use)
         sent = (vh.conj().transpose(-1, -2) @ streams.unsqueeze(-1)).squeeze(-1)
         noise = complex_normal((batch, uses, self.num_rx), x, generator) * noise_var.sqrt()
-        y = (h @ sent.unsqueeze(-1)).squeeze(-1) + noise
-        combined = (u.conj().transpose(-1, -2) @ y.unsqueeze(-1)).squeeze(-1)
-        x_hat = combined / singular.to(combined.dtype)
-        return ChannelOutput(x_hat.reshape(batch, -1), (noise_var / singular.pow(2)).reshape(batch, -1).to(torch.float32))
+        return Eigenmodes((h @ sent.unsqueeze(-1)).squeeze(-1) + noise, u, singular, noise_var)
+
+    @staticmethod
+    def combine(received: torch.Tensor, modes: Eigenmodes) -> ChannelOutput:
+        """The eigenmode receiver: project ``received [B, uses, Nr]`` (``modes.received``, or it plus
+        an interferer) on the left singular vectors of ``modes`` and divide stream k by ``s_k``
+        (differentiable in ``received``).
+
+        Output: :class:`ChannelOutput` with ``symbols [B, uses S]`` (stream-major within each use, as
+        sent) and ``noise_var [B, uses S] = N0 / s_k^2``.
+        """
+        batch = received.shape[0]
+        combined = (modes.left.conj().transpose(-1, -2) @ received.unsqueeze(-1)).squeeze(-1)
+        x_hat = combined / modes.singular.to(combined.dtype)
+        return ChannelOutput(x_hat.reshape(batch, -1), (modes.noise_var / modes.singular.pow(2)).reshape(batch, -1).to(torch.float32))
 
 
 class BinarySymmetric(nn.Module):

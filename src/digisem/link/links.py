@@ -26,6 +26,7 @@ from .constellation import (
     Constellation,
     check_symbols,
     constellation,
+    constellation_info,
 )
 from .theory import bsc_flip_probability
 
@@ -95,6 +96,16 @@ class BitLink(nn.Module):
     def _symbol_multiple(self) -> int:
         return self.constellation.bits_per_symbol * getattr(self.channel, "symbols_multiple", 1)
 
+    def channel_uses(self, num_bits: int) -> int:
+        """Complex symbols this link puts on the channel for ``num_bits`` payload bits of one example:
+        ``ceil(num_bits / k)`` codewords of ``n`` bits (coded), padded to whole symbols (and to whole
+        MIMO channel uses), divided by the bits per symbol."""
+        if num_bits < 0:
+            raise ValueError(f"num_bits must be >= 0, got {num_bits}")
+        coded = num_bits if self.code is None else -(-num_bits // self.code.k) * self.code.n
+        multiple = self._symbol_multiple()
+        return -(-coded // multiple) * multiple // self.constellation.bits_per_symbol
+
     def transmit_bits(self, bits: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Send a batch of bit strings.
 
@@ -162,6 +173,16 @@ class BSCLink(nn.Module):
     def extra_repr(self) -> str:
         return f"p={self.p}" if self.p is not None else f"modulation={self.modulation!r}, snr_kind={self.snr_kind!r}"
 
+    def channel_uses(self, num_bits: int) -> int | None:
+        """Channel symbols of ``num_bits`` bits when the BSC models a modulation (``ceil(num_bits /
+        bits_per_symbol)``, uncoded, padded to whole symbols as :meth:`BitLink.channel_uses`); None
+        for a fixed-p BSC, which names no modulation."""
+        if num_bits < 0:
+            raise ValueError(f"num_bits must be >= 0, got {num_bits}")
+        if self.modulation is None:
+            return None
+        return -(-num_bits // constellation_info(self.modulation).bits_per_symbol)
+
     def flip_probability(self, snr_db: float | torch.Tensor | None = None) -> float | torch.Tensor:
         """The flip probability used at ``snr_db`` (dB of kind ``snr_kind``): a float, or ``[B]`` for a ``[B]`` SNR."""
         if self.p is not None:
@@ -203,6 +224,13 @@ class SymbolLink(nn.Module):
         super().__init__()
         self.channel = make_channel(channel) if isinstance(channel, str) else channel
         self.normalize = normalize
+
+    def channel_uses(self, num_symbols: int) -> int:
+        """Complex symbols on the channel for ``num_symbols`` payload symbols of one example (the
+        same number: one channel use per symbol)."""
+        if num_symbols < 0:
+            raise ValueError(f"num_symbols must be >= 0, got {num_symbols}")
+        return num_symbols
 
     def forward(self, x: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None) -> ChannelOutput:
         check_symbols(x, "x")

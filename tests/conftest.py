@@ -1,9 +1,15 @@
 """Shared test helpers: binomial confidence checks and a seeded generator."""
 
 import math
+import os
 
 import pytest
 import torch
+
+if "OMP_NUM_THREADS" not in os.environ:
+    # The tests run many tiny ops; with more intra-op threads than idle cores (a training run beside
+    # them, or CI), OpenMP's spinning makes them many times slower (one SCDM test: 17 s -> 335 s).
+    torch.set_num_threads(1)
 
 
 def assert_rate_within_binomial(errors: int, trials: int, p: float, z: float = 5.0) -> None:

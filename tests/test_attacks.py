@@ -138,3 +138,31 @@ def test_adversarial_training_step_applies_the_gradient_taken_at_the_perturbed_w
     assert loss > 0
     for parameter, value in zip(model.parameters(), expected):
         assert torch.allclose(parameter, value, atol=1e-6)
+
+
+def test_from_spec_builds_the_named_attack(generator):
+    from digisem.attacks import ATTACKS, from_spec
+
+    assert ATTACKS == ("none", "fgsm", "ifgsm", "pgd")
+    x = torch.rand(4, 3, 8, 8, generator=generator) * 0.8 + 0.1
+    w = torch.randn(3, 8, 8, generator=generator)
+    assert torch.equal(from_spec({"kind": "fgsm", "epsilon": 0.05})(linear_loss(w), x), fgsm(linear_loss(w), x, 0.05))
+    assert torch.equal(from_spec({"kind": "ifgsm", "epsilon": 0.03, "step": 0.01, "steps": 5})(linear_loss(w), x), iterative_fgsm(linear_loss(w), x, 0.03, 0.01, 5))
+    pgd_attack = from_spec({"kind": "pgd", "epsilon": 0.03, "step": 0.01, "steps": 8})
+    a = pgd_attack(linear_loss(w), x, torch.Generator().manual_seed(3))
+    b = pgd(linear_loss(w), x, 0.03, 0.01, 8, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b), "the generator drives PGD's random start"
+    assert from_spec(None) is None and from_spec({"kind": "none"}) is None and from_spec({}) is None
+
+
+def test_from_spec_refuses_bad_specs():
+    from digisem.attacks import from_spec
+
+    with pytest.raises(ValueError, match="unknown attack 'cw'"):
+        from_spec({"kind": "cw", "epsilon": 0.1})
+    with pytest.raises(ValueError, match="needs step and steps"):
+        from_spec({"kind": "ifgsm", "epsilon": 0.1})
+    with pytest.raises(ValueError, match="needs step and steps"):
+        from_spec({"kind": "pgd", "epsilon": 0.1, "step": 0.01})
+    with pytest.raises(ValueError, match="needs epsilon"):
+        from_spec({"kind": "fgsm"})

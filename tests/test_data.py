@@ -484,6 +484,73 @@ def test_bundled_kodak_samples():
         sample_images("imagenet")
 
 
+def test_labelled_samples_carry_the_class_of_their_file_names():
+    dataset = data.labelled_samples()
+    images, labels = dataset.tensors
+    reference, names = sample_images("cifar")
+    assert torch.equal(images, reference) and labels.dtype == torch.int64
+    assert [CIFAR10_CLASSES[int(label)] for label in labels] == [name.split("_")[1] for name in names]
+
+
+def test_recipe_dataset_samples_limit_and_resize():
+    samples = data.recipe_dataset("samples", None, "test")
+    assert len(samples) == 8 and samples[0][0].shape == (3, 32, 32)
+    assert len(data.recipe_dataset("samples", None, "test", limit=3)) == 3
+    resized = data.recipe_dataset("samples", None, "test", image_size=64)
+    image, label = resized[2]
+    assert image.shape == (3, 64, 64) and label == samples[2][1]
+    expected = torch.nn.functional.interpolate(samples[2][0][None], size=(64, 64), mode="bilinear", align_corners=False)[0].clamp(0, 1)
+    assert torch.equal(image, expected)
+    assert data.recipe_dataset("samples", None, "test", image_size=32) is not None and not isinstance(data.recipe_dataset("samples", None, "test", image_size=32), data.Resized)
+
+
+def test_recipe_dataset_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        data.recipe_dataset("imagenet", None, "test")
+    with pytest.raises(ValueError, match="limit"):
+        data.recipe_dataset("samples", None, "test", limit=0)
+    with pytest.raises(ValueError, match="augment"):
+        data.recipe_dataset("samples", None, "train", augment=True)
+    with pytest.raises(ValueError, match="needs a folder"):
+        data.recipe_dataset("folder", None, "test")
+    with pytest.raises(DatasetNotFoundError):
+        data.recipe_dataset("cifar10", tmp_path, "test")
+
+
+def test_resized_keeps_labels_and_range():
+    from torch.utils.data import TensorDataset
+
+    source = TensorDataset(torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([4, 7]))
+    resized = data.Resized(source, 16)
+    assert len(resized) == 2
+    image, label = resized[1]
+    assert image.shape == (3, 16, 16) and int(label) == 7 and 0 <= float(image.min()) and float(image.max()) <= 1
+    constant = data.Resized(TensorDataset(torch.full((1, 3, 4, 4), 0.25), torch.tensor([0])), 12)[0][0]
+    assert torch.allclose(constant, torch.full((3, 12, 12), 0.25)), "bilinear resizing keeps a constant image"
+
+
+def test_random_crop_flip_is_a_shifted_reflected_window_of_the_image():
+    transform = data.random_crop_flip(padding=4)
+    image = torch.arange(3 * 8 * 8, dtype=torch.float32).reshape(3, 8, 8)
+    padded = torch.nn.functional.pad(image[None], (4,) * 4, mode="reflect")[0]
+    windows = [padded[:, top : top + 8, left : left + 8] for top in range(9) for left in range(9)]
+    candidates = windows + [w.flip(2) for w in windows]
+    seen_flip = seen_shift = False
+    torch.manual_seed(0)
+    for _ in range(40):
+        out = transform(image)
+        assert out.shape == image.shape
+        matches = [i for i, c in enumerate(candidates) if torch.equal(out, c)]
+        assert matches, "every output is a window of the reflection-padded image, maybe flipped"
+        seen_flip |= any(i >= len(windows) for i in matches)
+        seen_shift |= not torch.equal(out, image) and not torch.equal(out, image.flip(2))
+    assert seen_flip and seen_shift
+    torch.manual_seed(5)
+    first = [transform(image) for _ in range(3)]
+    torch.manual_seed(5)
+    assert all(torch.equal(a, b) for a, b in zip(first, [transform(image) for _ in range(3)])), "draws follow the global seed"
+
+
 # loaders
 
 

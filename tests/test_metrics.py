@@ -246,6 +246,29 @@ def test_bit_metrics_reject_soft_values_and_mismatched_shapes():
         bit_error_rate(torch.zeros(0), torch.zeros(0))
 
 
+def test_bit_errors_count_differing_bits_of_integer_payloads():
+    sent = torch.tensor([[0, 15, 7], [8, 1, 3]])
+    received = torch.tensor([[1, 15, 0], [0, 1, 12]])  # 0^1: 1 bit, 7^0: 3 bits, 8^0: 1 bit, 3^12: 4 bits
+    assert metrics.bit_errors(sent, received, 4) == (9, 24)
+    assert metrics.bit_errors(sent, sent, 4) == (0, 24)
+    assert metrics.bit_errors(sent.to(torch.uint8), received.to(torch.uint8), 8) == (9, 48), "leading zero bits never differ"
+    values = torch.randint(0, 256, (3, 50), generator=torch.Generator().manual_seed(0))
+    flipped = values ^ torch.randint(0, 256, (3, 50), generator=torch.Generator().manual_seed(1))
+    from digisem.link import int_to_bits
+
+    reference = int((int_to_bits(values, 8) != int_to_bits(flipped, 8)).sum())
+    assert metrics.bit_errors(values, flipped, 8) == (reference, 3 * 50 * 8)
+
+
+def test_bit_errors_refuse_floats_shapes_and_widths():
+    with pytest.raises(ValueError, match="integer tensors of one shape"):
+        metrics.bit_errors(torch.zeros(2, 3), torch.zeros(2, 3), 4)
+    with pytest.raises(ValueError, match="integer tensors of one shape"):
+        metrics.bit_errors(torch.zeros(2, 3, dtype=torch.int64), torch.zeros(3, 2, dtype=torch.int64), 4)
+    with pytest.raises(ValueError, match="num_bits must be >= 1"):
+        metrics.bit_errors(torch.zeros(2, dtype=torch.int64), torch.zeros(2, dtype=torch.int64), 0)
+
+
 # task metrics
 
 

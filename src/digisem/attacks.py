@@ -230,3 +230,37 @@ def adversarial_training_step(
         awp.restore()
     optimizer.step()
     return float(loss.detach())
+
+
+ATTACKS = ("none", "fgsm", "ifgsm", "pgd")
+"""The attack kinds of :func:`from_spec` (and of ``digisem attack --attack``)."""
+
+Attack = Callable[..., torch.Tensor]
+"""``attack(loss_fn, images, generator=None) -> images'``."""
+
+
+def from_spec(spec: dict | None) -> Attack | None:
+    """The one attack factory: ``{kind: none|fgsm|ifgsm|pgd, epsilon, step, steps}`` (L-infinity budget
+    ``epsilon`` and step ``step`` on images in [0, 1], ``steps`` iterations) -> ``attack(loss_fn,
+    images, generator=None) -> images'``; None for kind ``none`` (or no spec).
+
+    Example
+    -------
+    >>> attack = from_spec({"kind": "ifgsm", "epsilon": 0.016, "step": 0.004, "steps": 5})
+    """
+    if spec is None or spec.get("kind", "none") == "none":
+        return None
+    kind = spec["kind"]
+    if kind not in ATTACKS:
+        raise ValueError(f"unknown attack {kind!r}: use one of {ATTACKS}")
+    if spec.get("epsilon") is None:
+        raise ValueError(f"attack {kind!r} needs epsilon (the L-infinity budget on images in [0, 1]), got {spec}")
+    epsilon = float(spec["epsilon"])
+    if kind == "fgsm":
+        return lambda loss_fn, x, generator=None: fgsm(loss_fn, x, epsilon)
+    if spec.get("step") is None or spec.get("steps") is None:
+        raise ValueError(f"attack {kind!r} needs step and steps, got {spec}")
+    step, steps = float(spec["step"]), int(spec["steps"])
+    if kind == "ifgsm":
+        return lambda loss_fn, x, generator=None: iterative_fgsm(loss_fn, x, epsilon, step, steps)
+    return lambda loss_fn, x, generator=None: pgd(loss_fn, x, epsilon, step, steps, generator=generator)

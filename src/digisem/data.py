@@ -42,7 +42,7 @@ import torch
 from numpy._core.multiarray import _reconstruct as _numpy_reconstruct
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
 DATA_ENV_VAR = "DIGISEM_DATA"
@@ -649,3 +649,95 @@ def make_loader(
         drop_last=drop_last,
         generator=generator,
     )
+
+
+DATASETS = ("cifar10", "samples", "urban100", "kodak24", "folder")
+
+
+def labelled_samples() -> TensorDataset:
+    """The bundled CIFAR sample images with their class labels (from the file names)."""
+    images, names = sample_images("cifar")
+    labels = torch.tensor([CIFAR10_CLASSES.index(name.split("_")[1]) for name in names])
+    return TensorDataset(images, labels)
+
+
+def random_crop_flip(padding: int = 4) -> Callable[[Tensor], Tensor]:
+    """Training augmentation for one image ``[3, H, W]``: a random ``H x W`` crop of the image padded
+    by ``padding`` pixels (reflection), then a horizontal flip with probability 1/2. Draws come from
+    the global RNG (the training loop seeds it per epoch, so runs repeat)."""
+
+    def transform(image: Tensor) -> Tensor:
+        height, width = image.shape[1:]
+        padded = torch.nn.functional.pad(image[None], (padding,) * 4, mode="reflect")[0]
+        top, left = (int(v) for v in torch.randint(0, 2 * padding + 1, (2,)))
+        crop = padded[:, top : top + height, left : left + width]
+        return crop.flip(2) if bool(torch.rand(()) < 0.5) else crop
+
+    return transform
+
+
+class Resized(Dataset):
+    """``(image, label)`` items of ``dataset`` with images resized (bilinear) to ``size x size``."""
+
+    def __init__(self, dataset: Dataset, size: int):
+        self.dataset, self.size = dataset, int(size)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        resized = torch.nn.functional.interpolate(image[None], size=(self.size, self.size), mode="bilinear", align_corners=False)[0]
+        return resized.clamp(0, 1), label
+
+
+def recipe_dataset(name: str, root: str | os.PathLike | None, split: Literal["train", "test"], *, limit: int | None = None, crop: int | None = None,
+                   image_size: int | None = None, augment: bool = False, folder: str | None = None) -> Dataset:
+    """The one dataset chooser of recipes and evaluation.
+
+    Parameters
+    ----------
+    name : str
+        ``"cifar10"`` (the split, class-balanced first ``limit`` for the folder copy), ``"samples"``
+        (the 8 bundled CIFAR images with labels: no data folder needed), ``"urban100"`` (random
+        ``crop`` crops in training; the test split is Kodak24 center crops), ``"kodak24"`` (center
+        crops), ``"folder"`` (any image folder ``folder``).
+    root : data folder (None: ``$DIGISEM_DATA``).
+    image_size : resize to ``image_size x image_size`` (bilinear), e.g. 224 for ViT recipes.
+    augment : random crop (4-pixel reflection padding) and flip (training only).
+
+    Output
+    ------
+    A dataset of ``(image [3, H, W] in [0, 1], label)`` (CIFAR-10, samples) or of images.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: use one of {DATASETS}")
+    _check_limit(limit)
+    transform = random_crop_flip() if augment and split == "train" else None
+    if name == "samples":
+        images, labels = labelled_samples().tensors
+        if transform is not None:
+            raise ValueError("augment applies to cifar10 training sets, not the bundled samples")
+        dataset: Dataset = TensorDataset(images[:limit], labels[:limit])
+    elif name == "cifar10":
+        dataset = CIFAR10(root, split=split, limit=limit, transform=transform)
+    elif name == "folder":
+        if not folder:
+            raise ValueError("dataset 'folder' needs a folder of images")
+        dataset = ImageFolder(folder, crop=crop, limit=limit)
+    elif name == "urban100" and split == "train":
+        dataset = Urban100(root, crop=crop, random_crop=True, random_flip=True, limit=limit)
+    else:
+        dataset = Kodak24(root, crop=crop, limit=limit)
+    if image_size is not None and image_size != 32 and name in ("cifar10", "samples"):
+        dataset = Resized(dataset, image_size)
+    return dataset
+
+
+def describe_dataset(name: str, split: str, dataset: Dataset) -> str:
+    """How a results file names a dataset, e.g. ``"CIFAR-10 test (JPEG copy)"``."""
+    if name == "cifar10":
+        return f"CIFAR-10 {split}" + (" (JPEG copy)" if getattr(dataset, "source", getattr(getattr(dataset, "dataset", None), "source", "")) == "folder" else "")
+    if name == "urban100" and split == "test":
+        return "Kodak24"
+    return {"samples": "bundled sample images", "urban100": "Urban100", "kodak24": "Kodak24", "folder": "image folder"}[name]

@@ -269,6 +269,26 @@ def block_error_rate(bits_hat: Tensor, bits: Tensor) -> Tensor:
     return torch.count_nonzero(block_in_error).to(torch.float32) / block_in_error.numel()
 
 
+def bit_errors(values: Tensor, values_hat: Tensor, num_bits: int) -> tuple[int, int]:
+    """Bit errors between two payloads of ``num_bits``-bit integers.
+
+    Args:
+        values: sent integers, any integer shape, in [0, 2^num_bits).
+        values_hat: received integers, same shape.
+        num_bits: bits per integer, >= 1.
+
+    Returns:
+        ``(errors, bits)``: the number of differing bits and the number of bits compared.
+    """
+    if values.shape != values_hat.shape or values.dtype.is_floating_point or values_hat.dtype.is_floating_point:
+        raise ValueError(f"bit_errors: expected two integer tensors of one shape, got {values.dtype} {tuple(values.shape)} and {values_hat.dtype} {tuple(values_hat.shape)}")
+    if num_bits < 1:
+        raise ValueError(f"bit_errors: num_bits must be >= 1, got {num_bits}")
+    flipped = values.to(torch.int64) ^ values_hat.to(torch.int64)
+    errors = sum(int(((flipped >> i) & 1).sum()) for i in range(num_bits))
+    return errors, flipped.numel() * num_bits
+
+
 def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
     """Top-1 classification accuracy.
 

@@ -21,15 +21,17 @@ import matplotlib.pyplot as plt
 import torch
 
 from digisem import analyses, zoo
+from digisem.attacks import from_spec as attack_from_spec
 from digisem.data import CIFAR10
-from digisem.evaluate import evaluate_classification
+from digisem.evaluate import sweep, task_loss
 from digisem.io import atomic_write, run_metadata, write_json
+from digisem.link import from_spec
+from digisem.metrics import recall_at_k
 from digisem.systems.vqvae import (
     jpeg_ldpc_symbols,
     masked_vqvae_symbols,
     redundant_features,
 )
-from digisem.train.robust import make_attack, make_link
 
 SYSTEMS = {"vqvae-cifar10-cpu": "Masked VQ-VAE", "vqvae-at-cifar10-cpu": "Masked VQ-VAE + AT + AWP", "robust-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM",
            "robust-noisemask-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM, noise-related masking",
@@ -41,13 +43,13 @@ PAPER_JPEG_BITS = round(32 * 32 * 3 * 8 / 11.2)  # the paper's JPEG compression 
 
 def ifgsm(epsilon: float, steps: int = 5):
     """Iterative FGSM of the evaluation (K = 5, alpha = 1.25 epsilon / K); None for epsilon 0."""
-    return make_attack({"kind": "ifgsm", "epsilon": epsilon, "step": 1.25 * epsilon / steps, "steps": steps}) if epsilon > 0 else None
+    return attack_from_spec({"kind": "ifgsm", "epsilon": epsilon, "step": 1.25 * epsilon / steps, "steps": steps}) if epsilon > 0 else None
 
 
 def attack_batch(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float, seed: int) -> torch.Tensor:
     """The evaluation's i-FGSM semantic noise on one batch, against ``model`` without its channel."""
     generator = torch.Generator().manual_seed(seed)
-    return ifgsm(epsilon)(lambda x: torch.nn.functional.cross_entropy(model(x, generator=generator)["logits"], labels, reduction="none"), images, generator)
+    return ifgsm(epsilon)(lambda x: task_loss(model(x, generator=generator), images, labels), images, generator)
 
 
 def save_figure(fig, path: Path) -> None:
@@ -98,18 +100,18 @@ def reconstruction_under_noise(run: Path, test_set, args, out: Path) -> dict:
     """PSNR at ``args.snr`` with and without i-FGSM noise (maximizing the MSE) on CIFAR-10 and on the
     central 256x256 crops of Kodak24 cut into 32x32 tiles, plus grids of both."""
     from digisem.data import Kodak24
-    from digisem.evaluate import evaluate_reconstruction
     from digisem.imageio import tile, untile
     from digisem.plots import reconstruction_grid
 
     model, _ = zoo.load(run)
-    link = make_link(json.loads((run / "results.json").read_text())["meta"]["link"])
+    link = model.link_for(json.loads((run / "results.json").read_text())["meta"]["link"])
     kodak = Kodak24(args.data, crop=256)
     tiles, layouts = zip(*(tile(kodak[index], 32) for index in range(len(kodak))))
     kodak_tiles = torch.utils.data.TensorDataset(torch.cat(tiles), torch.zeros(sum(t.shape[0] for t in tiles), dtype=torch.long))
     result = {}
     for name, dataset in (("cifar10", test_set), ("kodak24_tiles", kodak_tiles)):
-        result[name] = evaluate_reconstruction(model, dataset, [args.snr], link, attack=ifgsm(FIG11_EPSILON), seed=args.seed, progress=False)
+        curves = sweep(model, link, [args.snr], dataset, attack=ifgsm(FIG11_EPSILON), seed=args.seed, progress=False)
+        result[name] = {key: curves[key] for key in ("snr_db", "psnr", "psnr_attacked")}
 
     def mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (model(x, generator=torch.Generator().manual_seed(args.seed))["x_hat"] - target).pow(2).flatten(1).mean(1)
@@ -204,12 +206,12 @@ def main() -> None:
     test_set = CIFAR10(args.data, split="test", limit=args.limit)
     models = {name: zoo.load(runs / name) for name in SYSTEMS if (runs / name / "model.safetensors").is_file()}
     run_results = {name: json.loads((runs / name / "results.json").read_text()) for name in models}
-    links = {name: make_link(run_results[name]["meta"]["link"]) for name in models}
+    links = {name: model.link_for(run_results[name]["meta"]["link"]) for name, (model, _) in models.items()}
     report: dict = {"snr_db": args.snr, "n_images": len(test_set)}
 
     # Fig. 4: accuracy vs SNR, clean and under transmitter-side semantic noise (from the runs), plus JPEG+LDPC.
     fig4 = {name: run_results[name]["results"] for name in models}
-    digital = make_link({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2"})
+    digital = from_spec({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2"})
     for name, label in (("vqvae-cifar10-cpu", "JPEG+LDPC"), ("robust-cifar10-cpu", "JPEG+LDPC+AT")):
         if name in models:
             classifier = models[name][0]
@@ -218,7 +220,10 @@ def main() -> None:
     report["fig4"] = fig4
 
     # The upper bound of Fig. 4(b): each model without channel noise (features or indices arrive intact).
-    report["noiseless"] = {name: evaluate_classification(model, test_set, [0.0], None, attack=ifgsm(0.016), seed=args.seed, progress=False) for name, (model, _) in models.items()}
+    report["noiseless"] = {}
+    for name, (model, _) in models.items():
+        curves = sweep(model, None, [0.0], test_set, attack=ifgsm(0.016), seed=args.seed, progress=False)
+        report["noiseless"][name] = {key: curves[key] for key in ("snr_db", "accuracy", "accuracy_attacked")}
 
     # Fig. 6: accuracy vs epsilon at one SNR.
     epsilons = [0.0, 0.004, 0.008, 0.016, 0.032, 0.064]
@@ -246,7 +251,7 @@ def main() -> None:
 
     # Fig. 8: receiver-side universal semantic noise vs signal-to-semantic-noise ratio (analog JSCC models).
     ssnrs = [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 30.0]
-    report["fig8"] = {name: analyses.receiver_noise_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) if model.quantizer is None
+    report["fig8"] = {name: analyses.receiver_noise_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) if model.config.transmission == "analog"
                       else analyses.receiver_interference_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) for name, (model, _) in models.items()}
 
     # Fig. 9: feature activation frequency without / with FIM, clean and attacked samples.
@@ -279,7 +284,7 @@ def main() -> None:
     for axis, name in zip(axes[0], ("vqvae-cifar10-cpu", "robust-cifar10-cpu")):
         if name not in models:
             continue
-        similarity = analyses.codebook_similarity(models[name][0].quantizer.codebook)
+        similarity = analyses.codebook_similarity(models[name][0].digitizer.codebook)
         off_diagonal = similarity[~torch.eye(similarity.shape[0], dtype=torch.bool)]
         recipe = run_results[name]["meta"]["recipe"]
         fig10[name] = {"orthogonality_weight": recipe["train"].get("weights", {}).get("orthogonality", 0.0),
@@ -296,38 +301,42 @@ def main() -> None:
     report["similar_features"] = {}
     for name, (model, _) in models.items():
         features, labels_all = analyses.embeddings(model, test_set, args.snr, links[name], seed=args.seed)
-        report["retrieval_recall_at_1"][name] = analyses.retrieval_recall_at_1(features, labels_all)
+        report["retrieval_recall_at_1"][name] = float(recall_at_k(features, labels_all, 1))
         with torch.no_grad():
             encoded = model(images[:200], generator=torch.Generator().manual_seed(args.seed))["features"]
         report["similar_features"][name] = {str(delta): float(redundant_features(encoded, delta).float().mean()) for delta in (0.8, 0.9, 0.95, 0.99)}
 
-    # Table I: symbols per image from the formula and measured on the link.
+    # Table I: symbols per image from the formula and as the link carries them (channel_uses_per_image).
     table = {"paper_224px": {"jpeg_ldpc": jpeg_ldpc_symbols(224, 224, 3, 8, 0.5, 11.2, 4), "masked_vqvae_uncoded": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4),
                              "masked_vqvae_ldpc": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4, 0.5)}}
     table["formula_by_patch"] = {f"{size}px_patch{patch}": masked_vqvae_symbols(size, size, 8, 0.5, patch, 4, 0.5) for size, patches in ((32, (2, 4, 8, 16)), (224, (8, 16, 32))) for patch in patches}
     sample = images[:1]
+
+    def symbols_sent(model, link) -> int:
+        with torch.no_grad():
+            return model(sample, snr_db=args.snr, link=link, generator=torch.Generator().manual_seed(args.seed))["channel_uses_per_image"]
+
     for name in ("vqvae-cifar10-cpu", "jscc-cifar10-cpu"):
         if name not in models:
             continue
         model = models[name][0]
-        if model.quantizer is None:
-            table[name] = {"formula": model.symbols_per_image(4), "measured": analyses.symbols_sent(lambda link, m=model: m(sample, snr_db=args.snr, link=link), links[name])}
+        if model.config.transmission == "analog":
+            table[name] = {"formula": model.symbols_per_image(4), "measured": symbols_sent(model, links[name])}
             continue
         entry = {"formula_ldpc_1_2": model.symbols_per_image(4, 0.5)}
         for k in (512, 256):
-            link = make_link({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2", "ldpc_k": k})
-            entry[f"measured_ldpc_k{k}"] = analyses.symbols_sent(lambda lk, m=model: m(sample, snr_db=args.snr, link=lk), link)
+            entry[f"measured_ldpc_k{k}"] = symbols_sent(model, {"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2", "ldpc_k": k})
         table[name] = entry
     if "JPEG+LDPC" in fig4:
         bits = fig4["JPEG+LDPC"]["payload_bits"]
         table["jpeg_ldpc_32px"] = {"formula": jpeg_ldpc_symbols(32, 32, 3, 8, 0.5, 11.2, 4), "mean_payload_bits": bits, "mean_quality": fig4["JPEG+LDPC"]["quality"],
-                                   "measured_one_image": analyses.symbols_sent(lambda lk: lk.transmit_bits(torch.zeros(1, round(bits), dtype=torch.long), args.snr), digital)}
+                                   "measured_one_image": digital.channel_uses(round(bits))}
     report["table1"] = table
 
     # Fig. 5: codebook size J (clean-trained masked VQ-VAEs, when the sweep ran).
-    sweep = {j: runs / name for j, name in J_SWEEP.items() if (runs / name / "results.json").is_file()}
-    if sweep:
-        report["fig5"] = {str(j): json.loads((path / "results.json").read_text())["results"] for j, path in sweep.items()}
+    j_runs = {j: runs / name for j, name in J_SWEEP.items() if (runs / name / "results.json").is_file()}
+    if j_runs:
+        report["fig5"] = {str(j): json.loads((path / "results.json").read_text())["results"] for j, path in j_runs.items()}
 
     # Fig. 11: reconstructions under semantic noise (CIFAR-10 test and Kodak24 in 32x32 tiles).
     if (runs / "vqvae-recon-cifar10-cpu" / "model.safetensors").is_file():

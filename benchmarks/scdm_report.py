@@ -23,32 +23,20 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader
 
-from digisem import zoo
-from digisem.cli import parse_snr_range
+from digisem import metrics, zoo
 from digisem.data import CIFAR10, sample_images
-from digisem.evaluate import score_symbol_transmission, transmit_symbols
-from digisem.io import run_metadata, write_json
+from digisem.evaluate import sweep
+from digisem.io import derived_seed, run_metadata, write_json
 from digisem.plots import plot_metric, reconstruction_grid
+from digisem.snr import parse_snr_range
 from digisem.systems.jcm import parameter_count
-from digisem.systems.scdm import (
-    MMSEDenoiser,
-    SamplerConfig,
-    sample,
-    to_complex,
-    to_real,
-)
+from digisem.systems.scdm import SAMPLERS, MMSEDenoiser, sample, to_complex, to_real
 
 SNRS = parse_snr_range("-18:18:6")
 PER_SNR = [-18, -12, -6, 0, 6, 12]
-SAMPLERS = [
-    SamplerConfig(),  # the paper: PC, L = 2, r = 0.16
-    SamplerConfig(corrector_steps=1),
-    SamplerConfig(corrector="none"),
-    SamplerConfig(predictor="ode", corrector="none"),
-    SamplerConfig(tweedie=True),
-]
+LINK = "awgn"
 SAMPLER_SNRS = [-18.0, -6.0, 0.0, 6.0, 12.0]
 PAPER = {
     "PSNR gain of SCDM over the single codec": {"-18 dB": 7.2, "-6 dB": 3.3},
@@ -64,7 +52,7 @@ def slug(name: str) -> str:
 
 
 def results_file(name: str, description: str, curves: dict, meta: dict) -> dict:
-    return {"name": name, "model": meta.pop("model"), "description": description, "results": curves, "meta": run_metadata(0, "cpu", snr_kind="esn0", channel="awgn", **meta)}
+    return {"name": name, "model": meta.pop("model"), "description": description, "results": curves, "meta": run_metadata(0, "cpu", snr_kind="esn0", channel=LINK, **meta)}
 
 
 def main() -> None:
@@ -86,43 +74,32 @@ def main() -> None:
     common = {"dataset": "CIFAR-10 test" + (" (JPEG copy)" if test_set.source == "folder" else ""), "n_images": len(test_set), "modulation": "learned 64-QAM, n = 128",
               "psnr": "mean over images of per-image PSNR (all channels, data range 1)"}
     receivers = {
-        "JCM (single codec)": (None, codec.decoder, args.codec, "JCM trained at 18 dB, used at every SNR, no denoising"),
-        "JCM + MMSE": (mmse, codec.decoder, args.codec, "single codec with the per-symbol MMSE estimator (empirical symbol prior)"),
-        "SCDM (without joint training)": (scdm, codec.decoder, args.scdm, "SCDM (PC, L = 2, r = 0.16) into the single codec's decoder"),
-        "SCDM (joint training)": (scdm, scdm.decoder, args.scdm, "SCDM (PC, L = 2, r = 0.16) into the decoder fine-tuned on SCDM outputs"),
+        "JCM (single codec)": (codec, args.codec, "JCM trained at 18 dB, used at every SNR, no denoising"),
+        "JCM + MMSE": (codec.with_parts(restorer=mmse), args.codec, "single codec with the per-symbol MMSE estimator (empirical symbol prior)"),
+        "SCDM (without joint training)": (codec.with_parts(restorer=scdm), args.scdm, "SCDM (PC, L = 2, r = 0.16) into the single codec's decoder"),
+        "SCDM (joint training)": (codec.with_parts(restorer=scdm, decoder=scdm.decoder), args.scdm, "SCDM (PC, L = 2, r = 0.16) into the decoder fine-tuned on SCDM outputs"),
     }
     if (runs / args.tweedie / "model.safetensors").is_file():
         tweedie, _ = zoo.load(runs / args.tweedie)
-        receivers["SCDM-Tweedie (joint training)"] = (tweedie, tweedie.decoder, args.tweedie, "SCDM's score network, one-step Tweedie posterior mean, into a decoder fine-tuned on its outputs")
-    curves = {name: {"snr_db": []} for name in receivers}
-    for snr in SNRS:
-        transmissions = {}
-        for name, (denoiser, decoder, _, _) in receivers.items():
-            key = id(denoiser)
-            if key not in transmissions:
-                transmissions[key] = transmit_symbols(codec, test_set, snr, denoiser, batch_size=250)
-            scores = score_symbol_transmission(transmissions[key], decoder)
-            curves[name]["snr_db"].append(snr)
-            for metric, value in scores.items():
-                curves[name].setdefault(metric, []).append(value)
-        print(f"{snr:6.1f} dB  " + "  ".join(f"{name}: {curves[name]['psnr'][-1]:.2f}" for name in receivers), flush=True)
+        receivers["SCDM-Tweedie (joint training)"] = (codec.with_parts(restorer=tweedie, decoder=tweedie.decoder), args.tweedie,
+                                                      "SCDM's score network, one-step Tweedie posterior mean, into a decoder fine-tuned on its outputs")
     all_results = []
-    for name, (_, _, model, description) in receivers.items():
-        results = results_file(name, description, curves[name], {"model": model, **common})
+    for name, (system, model, description) in receivers.items():
+        curves = sweep(system, LINK, SNRS, test_set, batch_size=250, progress=False, label=name)
+        print(f"{name:32s} " + "  ".join(f"{snr:g} dB: {psnr:.2f}" for snr, psnr in zip(curves["snr_db"], curves["psnr"])), flush=True)
+        results = results_file(name, description, curves, {"model": model, **common})
         write_json(out / f"{slug(name)}.json", results)
         all_results.append(results)
-    family = {"snr_db": []}
+    family: dict[str, list[float]] = {}
     for snr in PER_SNR + [18]:
         folder = runs / (args.codec if snr == 18 else f"jcm-cifar10-64qam-snr{snr}-cpu")
         if not (folder / "model.safetensors").is_file():
             print(f"missing per-SNR codec {folder}")
             continue
         member, _ = zoo.load(folder)
-        scores = score_symbol_transmission(transmit_symbols(member, test_set, float(snr), batch_size=250), member.decoder)
-        family["snr_db"].append(float(snr))
-        for metric, value in scores.items():
-            family.setdefault(metric, []).append(value)
-    if family["snr_db"]:
+        for metric, values in sweep(member, LINK, [float(snr)], test_set, batch_size=250, progress=False).items():
+            family.setdefault(metric, []).extend(values)
+    if family:
         results = results_file("JCM (per-SNR codecs)", "one JCM per training SNR, each evaluated at its own SNR", family, {"model": "runs/jcm-cifar10-64qam-snr*-cpu", **common})
         write_json(out / "JCM_per-SNR_codecs.json", results)
         all_results.append(results)
@@ -138,23 +115,45 @@ def main() -> None:
     print(markdown(all_results, study, sizes))
 
 
+@torch.no_grad()
+def transmitted(codec, dataset, snr: float, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(images [N, 3, 32, 32], sent [N, n], received [N, n])``: the dataset through ``codec`` over
+    AWGN at Es/N0 ``snr`` dB, with the channel draws of a sweep at that SNR (seed 0)."""
+    generator = torch.Generator().manual_seed(derived_seed(0, "eval", float(snr)))
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        out = codec.eval()(images, link=LINK, snr_db=snr, generator=generator)
+        parts.append((images, out["payload"], out["received"]))
+    images, sent, received = (torch.cat(column) for column in zip(*parts))
+    return images, sent, received
+
+
+@torch.no_grad()
+def decoded_psnr(decoder, restored: torch.Tensor, images: torch.Tensor, batch_size: int = 250) -> float:
+    """Mean per-image PSNR (dB) of ``decoder``'s images from ``restored [N, n]`` symbols."""
+    total = sum(float(metrics.psnr(decoder.eval()(symbols)[0], batch).sum()) for symbols, batch in zip(restored.split(batch_size), images.split(batch_size)))
+    return total / images.shape[0]
+
+
 def sampler_study(codec, scdm, test_set) -> list[dict]:
-    """Latent MSE and PSNR (single-codec and joint decoders) per sampler and SNR, with evaluation counts and time."""
+    """Latent MSE and PSNR (single-codec and joint decoders) per sampler of
+    :data:`~digisem.systems.scdm.SAMPLERS` and SNR, with evaluation counts and time."""
     rows = []
     for snr in SAMPLER_SNRS:
-        base = transmit_symbols(codec, test_set, snr, None, batch_size=250)
-        start = scdm.schedule.step_for_snr(snr).expand(base.received.shape[0])
-        for config in SAMPLERS:
+        images, sent, received = transmitted(codec, test_set, snr)
+        start = scdm.schedule.step_for_snr(snr).expand(received.shape[0])
+        for config in SAMPLERS.values():
             started = time.perf_counter()
             generator = torch.Generator().manual_seed(1)
-            denoised, evaluations = sample(scdm.score, scdm.schedule, to_real(base.received), start, config, generator)
+            with torch.no_grad():
+                denoised, evaluations = sample(scdm.score, scdm.schedule, to_real(received), start, config, generator)
             elapsed = time.perf_counter() - started
-            restored = base._replace(restored=to_complex(denoised))
-            single = score_symbol_transmission(restored, codec.decoder)
-            joint = score_symbol_transmission(restored, scdm.decoder)
-            rows.append({"snr_db": snr, "sampler": config.label(), "evaluations": evaluations, "seconds_per_image": elapsed / base.received.shape[0],
-                         "latent_mse": single["latent_mse"], "latent_mse_channel": single["latent_mse_channel"], "psnr_single_decoder": single["psnr"], "psnr_joint_decoder": joint["psnr"]})
-            print(f"{snr:6.1f} dB {config.label():18s} NFE {evaluations:4d}  latent MSE {single['latent_mse']:.4f}  PSNR {single['psnr']:.2f} / joint {joint['psnr']:.2f}", flush=True)
+            restored = to_complex(denoised)
+            row = {"snr_db": snr, "sampler": config.label(), "evaluations": evaluations, "seconds_per_image": elapsed / received.shape[0],
+                   "latent_mse": float((restored - sent).abs().pow(2).mean()), "latent_mse_channel": float((received - sent).abs().pow(2).mean()),
+                   "psnr_single_decoder": decoded_psnr(codec.decoder, restored, images), "psnr_joint_decoder": decoded_psnr(scdm.decoder, restored, images)}
+            rows.append(row)
+            print(f"{snr:6.1f} dB {row['sampler']:18s} NFE {evaluations:4d}  latent MSE {row['latent_mse']:.4f}  PSNR {row['psnr_single_decoder']:.2f} / joint {row['psnr_joint_decoder']:.2f}", flush=True)
     return rows
 
 
@@ -206,15 +205,14 @@ def model_sizes(codec, scdm, runs: Path, scdm_run: str) -> dict:
 def grid(codec, scdm, mmse, path: Path) -> None:
     """Fig. 5: the bundled samples received at -18, -6, 0, 12 dB by the single codec, MMSE and SCDM."""
     images, _ = sample_images("cifar")
-    samples = TensorDataset(images)
+    systems = {"JCM": codec, "MMSE": codec.with_parts(restorer=mmse), "SCDM+joint": codec.with_parts(restorer=scdm, decoder=scdm.decoder)}
     rows = [("original", images)]
-    for snr in (-18.0, -6.0, 0.0, 12.0):
-        plain = transmit_symbols(codec, samples, snr, None, batch_size=8)
-        rows.append((f"JCM {snr:g} dB", codec.decoder(plain.restored)[0]))
-        rows.append((f"MMSE {snr:g} dB", codec.decoder(transmit_symbols(codec, samples, snr, mmse, batch_size=8).restored)[0]))
-        rows.append((f"SCDM+joint {snr:g} dB", scdm.decoder(transmit_symbols(codec, samples, snr, scdm, batch_size=8).restored)[0]))
     with torch.no_grad():
-        reconstruction_grid([(label, x.detach()) for label, x in rows], path, title="bundled samples, learned 64-QAM, AWGN (Es/N0)")
+        for snr in (-18.0, -6.0, 0.0, 12.0):
+            for label, system in systems.items():
+                generator = torch.Generator().manual_seed(derived_seed(0, "eval", snr))
+                rows.append((f"{label} {snr:g} dB", system.eval()(images, link=LINK, snr_db=snr, generator=generator)["x_hat"]))
+    reconstruction_grid(rows, path, title="bundled samples, learned 64-QAM, AWGN (Es/N0)")
 
 
 def markdown(all_results: list[dict], study: list[dict], sizes: dict) -> str:

@@ -83,3 +83,113 @@ def test_negative_snr_values_need_no_equals_sign():
     assert join_negative_snr_values(["eval", "m", "--snr", "-18:18:6", "--grid-snr", "-6,0", "--limit", "5"]) == ["eval", "m", "--snr=-18:18:6", "--grid-snr=-6,0", "--limit", "5"]
     assert join_negative_snr_values(["eval", "m", "--snr", "0:18:1", "--quiet"]) == ["eval", "m", "--snr", "0:18:1", "--quiet"]
     assert join_negative_snr_values(["eval", "m", "--snr", "--quiet"]) == ["eval", "m", "--snr", "--quiet"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# digisem eval / send / zoo: one code path for every registered system (zoo models, bundled samples)
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    """A 64x48 PNG made of bundled sample images (tiles into 32x32 blocks)."""
+    import torch
+
+    from digisem.data import sample_images
+    from digisem.imageio import write_image
+
+    images = sample_images("cifar")[0]
+    picture = torch.cat([torch.cat([images[0], images[1]], 2), torch.cat([images[2], images[3]], 2)], 1)[:, :48]
+    return write_image(picture, tmp_path / "photo.png")
+
+
+def test_eval_jcm_over_a_rayleigh_link_writes_psnr_and_latent_mse(tmp_path, capsys):
+    out = tmp_path / "jcm"
+    assert main(["eval", "jcm-cifar10-64qam", "--channel", "rayleigh", "--snr", "0:18:6", "--data", "samples", "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    curves = results["results"]
+    assert curves["snr_db"] == [0.0, 6.0, 12.0, 18.0]
+    assert len(curves["psnr"]) == len(curves["latent_mse"]) == 4
+    assert curves["psnr"][-1] > curves["psnr"][0], "more SNR, better pictures"
+    assert curves["latent_mse"][-1] < curves["latent_mse"][0]
+    assert results["meta"]["link"] == "rayleigh" and results["meta"]["snr_kind"] == "esn0" and results["meta"]["n_images"] == 8
+    for name in ("psnr.png", "latent_mse.png", "grid.png"):
+        assert (out / name).is_file(), name
+    assert "latent MSE" in capsys.readouterr().out
+
+
+def test_eval_ampsc_without_its_restorer(tmp_path):
+    assert main(["eval", "ampsc-cifar10-4bit", "--no-restorer", "--data", "samples", "--out", str(tmp_path / "bare"), "--quiet"]) == 0
+    bare = json.loads((tmp_path / "bare" / "results.json").read_text())
+    assert bare["results"]["snr_db"] == [float(v) for v in range(19)], "AMP-SC's default sweep: Eb/N0 0:18:1"
+    assert bare["meta"]["snr_kind"] == "ebn0" and bare["meta"]["link"] == "bsc"
+    assert bare["name"].endswith("without its restorer") and "ber" in bare["results"]
+    assert main(["eval", "ampsc-cifar10-4bit", "--snr", "0", "--data", "samples", "--out", str(tmp_path / "full"), "--quiet"]) == 0
+    full = json.loads((tmp_path / "full" / "results.json").read_text())
+    # the same bit errors at 0 dB (same seed), and IRSNet repairs part of the damage
+    assert full["results"]["ber"][0] == bare["results"]["ber"][0]
+    assert full["results"]["psnr"][0] > bare["results"]["psnr"][0]
+
+
+def test_eval_no_restorer_on_a_system_without_one_is_refused(tmp_path, capsys):
+    assert main(["eval", "jcm-cifar10-64qam", "--no-restorer", "--data", "samples", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "has no restorer" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_eval_of_a_restorer_is_refused_naming_its_codec(tmp_path, capsys):
+    assert main(["eval", "scdm-cifar10-64qam", "--data", "samples", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "not a system" in err and "digisem eval jcm-cifar10-64qam --denoiser scdm --scdm scdm-cifar10-64qam" in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("verb", [["eval", "jcm-cifar10-64qam"], ["attack", "vqvae-fim-at-cifar10"]])
+def test_limit_zero_is_a_usage_error_in_one_line(verb, tmp_path, capsys):
+    assert main([*verb, "--limit", "0", "--data", "samples", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"digisem {verb[0]}: error: --limit must be >= 1, got 0"
+    assert not (tmp_path / "x").exists()
+
+
+def test_eval_with_a_bad_link_spec_is_one_line(tmp_path, capsys):
+    assert main(["eval", "jcm-cifar10-64qam", "--channel", "16qam-awgn", "--snr", "0", "--data", "samples", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "carries bits" in err and len(err.strip().splitlines()) == 1
+
+
+def test_send_refuses_a_classifier(image_file, tmp_path, capsys):
+    out = tmp_path / "received.png"
+    assert main(["send", str(image_file), "--model", "vqvae-fim-at-cifar10", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "does not reconstruct images" in err and "digisem send takes an image system" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_send_refuses_a_restorer(image_file, tmp_path, capsys):
+    assert main(["send", str(image_file), "--model", "scdm-cifar10-64qam", "--out", str(tmp_path / "r.png")]) == 2
+    assert "does not reconstruct images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model,extra", [("jcm-cifar10-64qam", ["--snr", "12"]), ("ampsc-cifar10-4bit", ["--channel", "bsc"]), ("deepjscc-cifar10-1_6", [])])
+def test_send_works_for_image_systems_of_any_family(model, extra, image_file, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "received.png"
+    assert main(["send", str(image_file), "--model", model, "--out", str(out), *extra]) == 0
+    with Image.open(out) as picture:
+        assert picture.size == (64, 48)
+    text = capsys.readouterr().out
+    assert "in 4 blocks of 32x32" in text and "PSNR" in text
+
+
+def test_zoo_lists_every_family(capsys):
+    from digisem import zoo
+    from digisem.weights import read_weights
+
+    assert main(["zoo"]) == 0
+    text = capsys.readouterr().out
+    families = {read_weights(zoo.resolve_weights(name))[1]["system"] for name in zoo.zoo_names()}
+    assert {"ampsc", "jcm", "scdm", "vqvae", "deepjscc"} <= families
+    for name in zoo.zoo_names():
+        assert name in text

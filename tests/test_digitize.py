@@ -131,3 +131,71 @@ def test_vector_quantizer_bits_per_index_is_log2_of_a_power_of_two_codebook(size
 def test_vector_quantizer_rejects_a_codebook_size_that_is_not_a_power_of_two(size):
     with pytest.raises(ValueError, match="not a power of two"):
         VectorQuantizer(codebook_size=size, dim=2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the digitizer protocol: payload_kind, bits_per_value, to_payload, from_payload
+
+
+def test_every_digitizer_states_its_payload():
+    from digisem.digitize import AnalogSymbols, LearnedConstellation
+
+    assert (ScalarQuantizer(4).payload_kind, ScalarQuantizer(4).bits_per_value) == ("integers", 4)
+    assert (ScalarQuantizer(2).payload_kind, ScalarQuantizer(2).bits_per_value) == ("integers", 2)
+    assert (VectorQuantizer(256, 8).payload_kind, VectorQuantizer(256, 8).bits_per_value) == ("integers", 8)
+    assert (VectorQuantizer(16, 8).bits_per_value) == 4
+    for order, bits in ((2, 1), (4, 2), (16, 4), (64, 6), (256, 8)):
+        assert (LearnedConstellation(order).payload_kind, LearnedConstellation(order).bits_per_value) == ("symbols", bits)
+    assert (AnalogSymbols().payload_kind, AnalogSymbols().bits_per_value) == ("symbols", None)
+
+
+def test_scalar_quantizer_protocol_is_quantize_and_dequantize(generator):
+    q = ScalarQuantizer(4)
+    features = q.bounded(3 * torch.randn(2, 8, 4, 4, generator=generator))
+    payload = q.to_payload(features)
+    assert torch.equal(payload, q.quantize(features)) and payload.dtype == torch.int64
+    assert torch.equal(q.from_payload(payload), torch.round(features))
+    assert q.from_payload(payload, torch.float64).dtype == torch.float64
+
+
+def test_vector_quantizer_protocol_is_indices_and_lookup(generator):
+    vq = VectorQuantizer(16, 4).eval()
+    features = torch.randn(2, 6, 4, generator=generator)
+    payload = vq.to_payload(features)
+    assert payload.shape == (2, 6) and payload.dtype == torch.int64
+    nearest = torch.cdist(features.reshape(-1, 4), vq.codebook.detach()).argmin(1).reshape(2, 6)
+    assert torch.equal(payload, nearest)
+    assert torch.equal(vq.from_payload(payload), vq.codebook[nearest])
+
+
+def test_learned_constellation_protocol_returns_the_received_symbols_unchanged(generator):
+    from digisem.digitize import LearnedConstellation
+
+    learned = LearnedConstellation(16).eval()
+    logits = torch.randn(2, 2 * 8, 4, generator=generator)
+    symbols = learned.to_payload(logits)
+    assert torch.equal(symbols, learned(logits)) and symbols.shape == (2, 8)
+    received = symbols + 0.1
+    assert learned.from_payload(received) is received
+
+
+def test_analog_symbols_pair_values_into_unit_energy_symbols_and_back(generator):
+    from digisem.digitize import AnalogSymbols
+
+    analog = AnalogSymbols()
+    features = torch.randn(3, 4, 2, 2, generator=generator) * torch.tensor([1.0, 10.0, 0.1])[:, None, None, None]
+    symbols = analog.to_payload(features)
+    assert symbols.shape == (3, 8) and symbols.dtype == torch.complex64
+    assert torch.allclose(symbols.abs().pow(2).mean(1), torch.ones(3), atol=1e-5)
+    scale = torch.sqrt(2 * features.pow(2).flatten(1).mean(1))
+    assert torch.allclose(symbols[:, 0], torch.complex(features.flatten(1)[:, 0], features.flatten(1)[:, 1]) / scale, atol=1e-6)
+    assert torch.allclose(analog.from_payload(symbols, features.shape), features / scale[:, None, None, None], atol=1e-6)
+    grad_features = features.clone().requires_grad_()
+    analog.to_payload(grad_features).real.sum().backward()
+    assert grad_features.grad is not None and bool(torch.isfinite(grad_features.grad).all()), "differentiable"
+    with pytest.raises(ValueError, match="even number of values"):
+        analog.to_payload(torch.randn(2, 3))
+    with pytest.raises(ValueError, match="all-zero"):
+        analog.to_payload(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="float"):
+        analog.to_payload(torch.ones(2, 4, dtype=torch.int64))

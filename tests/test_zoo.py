@@ -46,3 +46,17 @@ def test_missing_and_unknown_system(tmp_path):
     save_weights(model, tmp_path / "w.safetensors", {"system": "linear", "config": {}})
     with pytest.raises(CheckpointError, match="known systems"):
         zoo.load(tmp_path / "w.safetensors")
+
+
+@pytest.mark.parametrize("name", zoo.zoo_names())
+def test_every_zoo_model_loads_strictly_under_the_current_part_names(name):
+    """Each bundled file fits its family's model key for key (``load_weights`` is strict), names a
+    registered family, and a system's parts are the contract's (``digitizer``, never ``quantizer``)."""
+    from digisem.systems import FAMILIES
+
+    model, metadata = zoo.load(name)
+    assert metadata["system"] in FAMILIES and isinstance(model, FAMILIES[metadata["system"]].cls)
+    assert not any(key.startswith("quantizer.") for key in model.state_dict())
+    if FAMILIES[metadata["system"]].kind == "system":
+        assert model.digitizer.payload_kind in ("integers", "symbols")
+        assert FAMILIES[metadata["system"]].sample_check is not None

@@ -10,38 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-SNR_RANGE_HELP = "SNRs in dB: 'START:STOP:STEP' (STOP included), a list '0,3,6' or one value"
+from digisem.snr import SNR_RANGE_HELP, SNRRangeError, parse_snr_range
 
 
 class UsageError(ValueError):
     """Bad command-line input: printed as one line, exit status 2."""
 
 
-def parse_snr_range(text: str) -> list[float]:
-    """Parse ``'0:14:1'`` (inclusive of STOP), ``'0,3,6'`` or ``'5'`` into a list of dB values."""
-    try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
-                raise UsageError(f"bad SNR range {text!r}: use START:STOP:STEP with STEP > 0 and STOP >= START")
-            count = int(np.floor((parts[1] - parts[0]) / parts[2] + 1e-9)) + 1
-            return [round(parts[0] + i * parts[2], 10) for i in range(count)]
-        return [float(p) for p in text.split(",") if p.strip()]
-    except ValueError as err:
-        if isinstance(err, UsageError):
-            raise
-        raise UsageError(f"bad SNR list {text!r}: {SNR_RANGE_HELP}") from err
-
-
 def _build_link(modulation: str, channel: str, code: str | None, demapping: str | None, ldpc_k: int):
-    from digisem.link import BitLink
+    from digisem.link import from_spec
 
-    channel_code = None
-    if code:
-        from digisem.link.ldpc import LDPC5GCode
-
-        channel_code = LDPC5GCode.from_spec(code, k=ldpc_k)
-    return BitLink(modulation, channel, code=channel_code, demapping=demapping)
+    return from_spec({"kind": "bits", "modulation": modulation, "channel": channel, "code": code, "ldpc_k": ldpc_k, "demapping": demapping})
 
 
 def _theory(modulation: str, channel: str, coded: bool, ebn0_db: list[float]) -> tuple[str, list[float]] | None:
@@ -133,101 +112,76 @@ def print_curves(curves: dict[str, list[float]], axis: str, columns: list[tuple[
 
 def command_train(args: argparse.Namespace) -> int:
     """Train a recipe (recipes/<name>.yaml or a path) with key=value overrides; --resume continues an interrupted run."""
-    from digisem.train.recipe import load_recipe
+    from digisem.train import load_recipe, run_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    from digisem.train.amp import run_amp_recipe
-    from digisem.train.robust import run_robust_recipe
-    from digisem.train.scdm import run_jcm_recipe, run_scdm_recipe
-
-    runners = {"ampsc": run_amp_recipe, "jcm": run_jcm_recipe, "scdm": run_scdm_recipe, "robust": run_robust_recipe}
-    if recipe["system"] not in runners:
-        raise UsageError(f"recipe {args.recipe!r} is for system {recipe['system']!r}, which this version cannot train (known: {', '.join(runners)})")
     started = time.perf_counter()
-    run_dir = runners[recipe["system"]](recipe, args.runs, args.data, resume=args.resume, progress=not args.quiet)
+    run_dir = run_recipe(recipe, args.runs, args.data, resume=args.resume, progress=not args.quiet)
     print(f"run folder: {run_dir} ({time.perf_counter() - started:.0f} s)")
     return 0
 
 
-def command_eval(args: argparse.Namespace) -> int:
-    """Evaluate a trained system (zoo name or run folder) over an SNR sweep: results.json, psnr.png, grid.png."""
-    import torch
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {limit}")
 
-    from digisem import zoo
-    from digisem.data import sample_images
-    from digisem.evaluate import evaluate_images, evaluation_dataset, make_image_link
-    from digisem.io import run_metadata, write_json
-    from digisem.plots import plot_metric, reconstruction_grid
 
-    model, metadata = zoo.load(args.model)
-    if metadata.get("system") == "jcm":
-        return _eval_symbol_codec(args, model, metadata)
-    if metadata.get("system") != "ampsc":
-        raise UsageError(f"{args.model} is a {metadata.get('system')!r} model: evaluate its codec with --denoiser instead (e.g. digisem eval jcm-cifar10-64qam --denoiser scdm)")
-    if args.denoiser != "none":
-        raise UsageError("--denoiser applies to symbol-level codecs (JCM) only")
-    snrs = parse_snr_range(args.snr or "0:18:1")
-    grid_snrs = parse_snr_range(args.grid_snr or "0,6,12,18")
-    preset = metadata["config"].get("preset", "cifar")
-    dataset, description = evaluation_dataset(preset, args.data, args.limit)
-    started = time.perf_counter()
-    curves = evaluate_images(model, dataset, snrs, args.channel, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
-    out = Path(args.out or f"runs/eval-{Path(str(args.model)).name}-{args.channel}")
-    name = metadata.get("name", str(args.model))
-    results = {
-        "name": name,
-        "model": str(args.model),
-        "description": f"{name} evaluated over the {args.channel} channel (16-QAM Gray, SNR = Eb/N0) on {description}",
-        "results": curves,
-        "meta": run_metadata(args.seed, "cpu", dataset=description, n_images=len(dataset), channel=args.channel, snr_kind="ebn0", modulation="16qam",
-                             psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(time.perf_counter() - started, 1)),
-    }
-    write_json(out / "results.json", results)
-    plot_metric([results], "psnr", out / "psnr.png", title=name)
-    samples, _ = sample_images("cifar" if preset == "cifar" else "kodak")
-    image_link = make_image_link("none" if args.channel == "analog" else args.channel)
-    rows = [("original", samples)]
-    with torch.no_grad():
-        for snr in grid_snrs:
-            generator = torch.Generator().manual_seed(args.seed)
-            x_hat = image_link.send(model, samples, snr, generator)["x_hat"]
-            rows.append((f"{snr:g} dB", x_hat))
-    reconstruction_grid(rows, out / "grid.png", title=f"{name}, {args.channel}, Eb/N0")
-    print_curves(curves, "Eb/N0 (dB)", [("psnr", "PSNR (dB)", ".2f"), ("ssim", "SSIM", ".4f"), ("ms_ssim", "MS-SSIM", ".4f"), ("ber", "bit errors", ".2e")])
-    print(f"\nwrote {out / 'results.json'}, {out / 'psnr.png'} and {out / 'grid.png'}")
-    return 0
+def _test_set(system, data: str | None, limit: int | None):
+    """``(dataset, description)`` for ``--data``: the bundled samples, or the test images of the
+    system's kind under a data root (CIFAR-10 test split; Kodak24 256x256 crops for high resolution)."""
+    from digisem.data import describe_dataset, recipe_dataset
+
+    _check_limit(limit)
+    kind = getattr(system, "sample_kind", "cifar")
+    if data == "samples":
+        if kind == "kodak":
+            from torch.utils.data import TensorDataset
+
+            from digisem.data import sample_images
+
+            dataset = TensorDataset(sample_images("kodak")[0][:limit])
+        else:
+            dataset = recipe_dataset("samples", None, "test", limit=limit)
+        return dataset, "bundled sample images"
+    name = "cifar10" if kind == "cifar" else "kodak24"
+    dataset = recipe_dataset(name, data, "test", limit=limit, crop=None if kind == "cifar" else 256)
+    return dataset, describe_dataset(name, "test", dataset) + ("" if kind == "cifar" else " (256x256 center crops)")
+
+
+def _eval_link(family, channel: str | None):
+    """``(link spec, mode)`` of ``--channel`` (default: the family's link; ``analog``: no quantization, no link)."""
+    if channel == "analog":
+        return None, "analog"
+    return (channel if channel is not None else family.default_link), None
 
 
 DENOISERS = ("none", "mmse", "scdm", "scdm-joint")
-
-
 SAMPLER_CHOICES = ("pc", "pc1", "predictor", "ode", "tweedie")
-
-
-def sampler_config(name: str):
-    """The :class:`~digisem.systems.scdm.SamplerConfig` of a ``--sampler`` choice."""
-    from digisem.systems.scdm import SamplerConfig
-
-    return {"pc": SamplerConfig(), "pc1": SamplerConfig(corrector_steps=1), "predictor": SamplerConfig(corrector="none"),
-            "ode": SamplerConfig(predictor="ode", corrector="none"), "tweedie": SamplerConfig(tweedie=True)}[name]
+"""The keys of :data:`digisem.systems.scdm.SAMPLERS` (kept here so that --help needs no torch import)."""
 
 
 def load_denoiser(kind: str, codec, scdm_source: str, sampler: str | None = None):
-    """``(denoiser or None, decoder or None, label)`` for ``--denoiser``: none, mmse (the codec's
+    """``(restorer or None, decoder or None, label)`` for ``--denoiser``: none, mmse (the codec's
     empirical symbol prior), scdm (the codec's decoder), scdm-joint (SCDM's jointly trained decoder);
-    ``sampler`` (one of :data:`SAMPLER_CHOICES`) replaces the SCDM's own sampler."""
+    ``sampler`` (a key of :data:`digisem.systems.scdm.SAMPLERS`) replaces the SCDM's own sampler."""
     from digisem import zoo
-    from digisem.systems.scdm import MMSEDenoiser
+    from digisem.systems.scdm import SAMPLERS, MMSEDenoiser
 
+    if kind not in DENOISERS:
+        raise UsageError(f"unknown --denoiser {kind!r}: use one of {DENOISERS}")
     if kind == "none":
         return None, None, "no denoising"
+    if getattr(codec, "payload_kind", None) != "symbols":
+        raise UsageError("--denoiser applies to symbol-level codecs (JCM) only")
     if kind == "mmse":
         return MMSEDenoiser(codec.prior_symbols()), None, "per-symbol MMSE"
+    from digisem.systems import FAMILIES
+
     scdm, scdm_metadata = zoo.load(scdm_source)
-    if scdm_metadata.get("system") != "scdm":
-        raise UsageError(f"--scdm {scdm_source} is a {scdm_metadata.get('system')!r} model, not an SCDM")
+    if FAMILIES[scdm_metadata["system"]].kind != "restorer":
+        raise UsageError(f"--scdm {scdm_source} is a {scdm_metadata.get('system')!r} system, not a restorer such as an SCDM")
     if sampler is not None:
-        scdm.sampler = sampler_config(sampler)
+        scdm.sampler = SAMPLERS[sampler]
     if kind == "scdm-joint":
         if scdm.decoder is None:
             raise UsageError(f"SCDM {scdm_source} has no jointly trained decoder (its recipe skipped Stage 2): use --denoiser scdm")
@@ -235,75 +189,102 @@ def load_denoiser(kind: str, codec, scdm_source: str, sampler: str | None = None
     return scdm, None, "SCDM"
 
 
-def _eval_symbol_codec(args: argparse.Namespace, codec, metadata) -> int:
-    """``digisem eval`` for a JCM codec: Es/N0 sweep over AWGN with the chosen denoiser."""
+EVAL_COLUMNS = [("psnr", "PSNR (dB)", ".2f"), ("ssim", "SSIM", ".4f"), ("ms_ssim", "MS-SSIM", ".4f"), ("accuracy", "accuracy", ".4f"),
+                ("accuracy_attacked", "attacked", ".4f"), ("latent_mse", "latent MSE", ".4f"), ("latent_mse_channel", "channel MSE", ".4f"),
+                ("ber", "bit errors", ".2e")]
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    """Evaluate a trained system (zoo name or run folder) over an SNR sweep: results.json, plots, grid.png."""
     import torch
 
+    from digisem import zoo
     from digisem.data import sample_images
-    from digisem.evaluate import evaluate_symbol_system, evaluation_dataset
+    from digisem.evaluate import sweep
     from digisem.io import run_metadata, write_json
+    from digisem.link import link_snr_db
     from digisem.plots import plot_metric, reconstruction_grid
+    from digisem.snr import SNR_LABELS
+    from digisem.systems import FAMILIES
 
-    if args.channel not in ("bsc", "awgn"):
-        raise UsageError(f"JCM codecs send symbols over AWGN only, got --channel {args.channel}")
-    if args.denoiser not in DENOISERS:
-        raise UsageError(f"unknown --denoiser {args.denoiser!r}: use one of {DENOISERS}")
-    snrs = parse_snr_range(args.snr or "-18:18:6")
-    grid_snrs = parse_snr_range(args.grid_snr or "-18,-6,0,12")
-    denoiser, decoder, label = load_denoiser(args.denoiser, codec, args.scdm, args.sampler)
-    if args.sampler is not None and denoiser is not None and args.denoiser.startswith("scdm"):
-        label += f", sampler {args.sampler}"
-    dataset, description = evaluation_dataset("cifar", args.data, args.limit)
+    _check_limit(args.limit)
+    model, metadata = zoo.load(args.model)
+    family = FAMILIES[metadata["system"]]
+    if family.kind != "system":
+        raise UsageError(f"{args.model} is a {family.name!r} {family.kind}, not a system: evaluate its codec with it, e.g. digisem eval {metadata.get('codec', 'jcm-cifar10-64qam')} --denoiser scdm --scdm {args.model}")
+    restorer, decoder, label = load_denoiser(args.denoiser, model, args.scdm, args.sampler)
+    system = model
+    if restorer is not None:
+        system = model.with_parts(restorer=restorer, decoder=decoder or model.decoder)
+        label += f", sampler {args.sampler}" if args.sampler is not None and args.denoiser.startswith("scdm") else ""
+    if args.no_restorer:
+        if model.restorer is None:
+            raise UsageError(f"{args.model} has no restorer to switch off")
+        system = model.with_parts(restorer=None)
+        label = "without its restorer"
+    snr_kind = args.snr_kind or family.snr_kind
+    snrs = parse_snr_range(args.snr or family.default_snrs)
+    link_spec, mode = _eval_link(family, args.channel)
+    link = system.link_for(link_spec)
+    dataset, description = _test_set(system, args.data, args.limit)
     started = time.perf_counter()
-    curves = evaluate_symbol_system(codec, dataset, snrs, denoiser=denoiser, decoder=decoder, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=label)
-    name = f"{metadata.get('name', 'JCM')} + {label}" if denoiser is not None else metadata.get("name", "JCM")
-    out = Path(args.out or f"runs/eval-{Path(str(args.model)).name}-{args.denoiser}")
+    curves = sweep(system, link, snrs, dataset, snr_kind=snr_kind, mode=mode, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"eval {args.model}")
+    name = metadata.get("name", str(args.model)) + (f" + {label}" if restorer is not None or args.no_restorer else "")
+    channel = args.channel or family.default_link or "none"
+    out = Path(args.out or f"runs/eval-{Path(str(args.model)).name}-{args.channel or 'default'}" + (f"-{args.denoiser}" if restorer is not None else ""))
+    axis = SNR_LABELS[snr_kind]
     results = {
         "name": name,
         "model": str(args.model),
-        "description": f"{name} over AWGN (SNR = Es/N0 per complex symbol, unit-energy symbols) on {description}",
+        "description": f"{name} over {channel} (SNR = {axis}) on {description}",
         "results": curves,
-        "meta": run_metadata(args.seed, "cpu", dataset=description, n_images=len(dataset), channel="awgn", snr_kind="esn0", denoiser=args.denoiser,
-                             scdm=args.scdm if args.denoiser.startswith("scdm") else None, sampler=args.sampler, psnr="mean over images of per-image PSNR (all channels, data range 1)",
-                             wall_s=round(time.perf_counter() - started, 1)),
+        "meta": run_metadata(args.seed, "cpu", dataset=description, n_images=len(dataset), channel=channel, link=link_spec, snr_kind=snr_kind, mode=mode or system.default_mode,
+                             denoiser=args.denoiser, scdm=args.scdm if args.denoiser.startswith("scdm") else None, sampler=args.sampler,
+                             psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(time.perf_counter() - started, 1)),
     }
     write_json(out / "results.json", results)
-    plot_metric([results], "psnr", out / "psnr.png", title=name)
-    plot_metric([results], "latent_mse", out / "latent_mse.png", title=name)
-    samples, _ = sample_images("cifar")
-    rows = [("original", samples)]
-    with torch.no_grad():
-        for snr in grid_snrs:
-            out_batch = codec(samples, snr_db=snr, denoiser=denoiser, generator=torch.Generator().manual_seed(args.seed))
-            rows.append((f"{snr:g} dB", (decoder or codec.decoder)(out_batch["restored"])[0]))
-    reconstruction_grid(rows, out / "grid.png", title=f"{name}, AWGN, Es/N0")
-    print_curves(curves, "Es/N0 (dB)", [("psnr", "PSNR (dB)", ".2f"), ("ssim", "SSIM", ".4f"), ("ms_ssim", "MS-SSIM", ".4f"), ("latent_mse", "latent MSE", ".4f"), ("latent_mse_channel", "channel MSE", ".4f")])
-    print(f"\nwrote {out / 'results.json'}, {out / 'psnr.png'}, {out / 'latent_mse.png'} and {out / 'grid.png'}")
+    written = [out / "results.json"]
+    for metric in ("psnr", "accuracy", "latent_mse"):
+        if metric in curves:
+            written.append(plot_metric([results], metric, out / f"{metric}.png", title=name))
+    if system.task == "reconstruction":
+        samples, _ = sample_images(getattr(system, "sample_kind", "cifar"))
+        rows = [("original", samples)]
+        with torch.no_grad():
+            for snr in parse_snr_range(args.grid_snr or ",".join(f"{v:g}" for v in snrs[:: max(1, len(snrs) // 4)][:4])):
+                x_hat = system(samples, link=link, snr_db=link_snr_db(link, snr, snr_kind), mode=mode, generator=torch.Generator().manual_seed(args.seed))["x_hat"]
+                rows.append((f"{snr:g} dB", x_hat))
+        written.append(reconstruction_grid(rows, out / "grid.png", title=f"{name}, {channel}, {axis}"))
+    print_curves(curves, f"{axis} (dB)", [column for column in EVAL_COLUMNS if column[0] in curves])
+    print(f"\nwrote {', '.join(str(path) for path in written)}")
     return 0
 
 
 def command_zoo(args: argparse.Namespace) -> int:
     """List the bundled pretrained models with their recorded results."""
     from digisem import zoo
+    from digisem.snr import SNR_LABELS
+    from digisem.systems import FAMILIES
     from digisem.weights import read_weights
 
     names = zoo.zoo_names()
     if not names:
         print("the zoo is empty")
         return 0
-    print(f"{'name':24s} {'system':6s} {'paper name':26s} {'avg 0-18 dB':>11s}  {'bundled samples':30s} recipe")
+    print(f"{'name':26s} {'system':8s} {'paper name':26s} {'avg 0-18 dB':>11s}  {'bundled samples':30s} recipe")
     for name in names:
         _, metadata = read_weights(zoo.resolve_weights(name))
         average = metadata.get("results", {}).get("summary", {}).get("psnr_avg_0_18")
         check = metadata.get("sample_check", {})
-        kind = "Eb/N0" if metadata.get("system") == "ampsc" else "Es/N0"
+        kind = SNR_LABELS[check.get("snr_kind", FAMILIES[metadata["system"]].snr_kind if metadata.get("system") in FAMILIES else "esn0")]
+        where = check.get("link") or check.get("channel") or "recorded link"
         if "psnr" in check:
-            check_text = f"{check['psnr']:.2f} dB at {check['snr_db']:g} dB {kind} ({check['channel']})"
+            check_text = f"{check['psnr']:.2f} dB at {check['snr_db']:g} dB {kind} ({where})"
         elif "accuracy" in check:
             check_text = f"accuracy {check['accuracy']:.3f} at {check['snr_db']:g} dB {kind}"
         else:
             check_text = "-"
-        print(f"{name:24s} {metadata.get('system', '?'):6s} {metadata.get('name', '?'):26s} {(f'{average:.2f} dB' if average is not None else '-'):>11s}  {check_text:30s} {metadata.get('recipe', '?')}")
+        print(f"{name:26s} {metadata.get('system', '?'):8s} {metadata.get('name', '?'):26s} {(f'{average:.2f} dB' if average is not None else '-'):>11s}  {check_text:30s} {metadata.get('recipe', '?')}")
     return 0
 
 
@@ -316,27 +297,27 @@ def command_attack(args: argparse.Namespace) -> int:
     import torch
 
     from digisem import zoo
-    from digisem.data import CIFAR10
-    from digisem.evaluate import evaluate_classification
+    from digisem.attacks import from_spec as attack_from_spec
+    from digisem.evaluate import sweep
     from digisem.io import run_metadata, write_json
     from digisem.plots import reconstruction_grid
-    from digisem.train.robust import labelled_samples, make_attack, make_link
 
     if not args.eps >= 0:
         raise UsageError(f"--eps is an L-infinity budget on images in [0, 1] and must be >= 0, got {args.eps}")
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    _check_limit(args.limit)
     model, metadata = zoo.load(args.model)
-    if metadata.get("system") != "vqvae" or model.config.task != "classification":
+    if getattr(model, "task", None) != "classification":
         raise UsageError(f"{args.model} is not a classifier (masked VQ-VAE or JSCC): digisem attack needs one, e.g. vqvae-fim-at-cifar10")
     link_spec = zoo.recorded_link(metadata)
-    link = make_link(link_spec)
-    dataset = labelled_samples() if args.data == "samples" else CIFAR10(args.data, split="test", limit=args.limit)
+    link = model.link_for(link_spec)
+    dataset, description = _test_set(model, args.data, args.limit)
     step = args.step if args.step is not None else 1.25 * args.eps / args.steps
     spec = {"kind": args.attack, "epsilon": args.eps, "step": step, "steps": args.steps} if args.eps > 0 else {"kind": "none"}
-    attack = make_attack(spec)
+    attack = attack_from_spec(spec)
     started = time.perf_counter()
-    curves = evaluate_classification(model, dataset, [args.snr], link, attack=attack, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    curves = sweep(model, link, [args.snr], dataset, attack=attack, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"attack {args.model}")
     clean = curves["accuracy"][0]
     attacked = curves["accuracy_attacked"][0] if attack is not None else clean
     out = Path(args.out)
@@ -349,7 +330,7 @@ def command_attack(args: argparse.Namespace) -> int:
         "snr_kind": "esn0",
         "link": link_spec,
         "n_images": len(dataset),
-        "meta": run_metadata(args.seed, "cpu", dataset="bundled sample images" if args.data == "samples" else "CIFAR-10 test", wall_s=round(time.perf_counter() - started, 1)),
+        "meta": run_metadata(args.seed, "cpu", dataset=description, wall_s=round(time.perf_counter() - started, 1)),
     }
     write_json(out / "attack.json", results)
     images, labels = next(iter(torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=False)))
@@ -367,26 +348,34 @@ def command_attack(args: argparse.Namespace) -> int:
 
 
 def command_send(args: argparse.Namespace) -> int:
-    """Send one image through a pretrained system (tiled into the model's block size) and print its PSNR."""
+    """Send one image through a pretrained image system (tiled into the model's block size) and print its PSNR."""
     import torch
 
     from digisem import zoo
-    from digisem.evaluate import make_image_link
     from digisem.imageio import read_image, tile, untile, write_image
+    from digisem.link import link_snr_db
     from digisem.metrics import psnr
+    from digisem.snr import SNR_LABELS
+    from digisem.systems import FAMILIES
 
     model, metadata = zoo.load(args.model)
-    block = 32 if metadata["config"].get("preset", "cifar") == "cifar" else 256
+    family = FAMILIES[metadata["system"]]
+    if family.kind != "system" or model.task != "reconstruction":
+        raise UsageError(f"{args.model} does not reconstruct images (a {family.name} {family.kind}): digisem send takes an image system such as ampsc-cifar10-4bit or jcm-cifar10-64qam (see digisem zoo)")
+    block = 32 if getattr(model, "sample_kind", "cifar") == "cifar" else 256
     image = read_image(args.image)
     tiles, layout = tile(image, block)
-    image_link = make_image_link(args.channel)
+    link_spec, mode = _eval_link(family, args.channel)
+    link = model.link_for(link_spec)
+    snr_kind = family.snr_kind
     generator = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
-        outputs = [image_link.send(model, batch, args.snr, generator)["x_hat"] for batch in tiles.split(256)]
+        outputs = [model(batch, link=link, snr_db=link_snr_db(link, args.snr, snr_kind), mode=mode, generator=generator)["x_hat"] for batch in tiles.split(256)]
     received = untile(torch.cat(outputs), layout)
     write_image(received, args.out)
     value = float(psnr(received.unsqueeze(0), image.unsqueeze(0)))
-    print(f"{args.image}: {image.shape[2]}x{image.shape[1]} px in {tiles.shape[0]} blocks of {block}x{block}, {args.channel} at Eb/N0 = {args.snr:g} dB: PSNR {value:.2f} dB -> {args.out}")
+    channel = args.channel or family.default_link
+    print(f"{args.image}: {image.shape[2]}x{image.shape[1]} px in {tiles.shape[0]} blocks of {block}x{block}, {channel} at {SNR_LABELS[snr_kind]} = {args.snr:g} dB: PSNR {value:.2f} dB -> {args.out}")
     return 0
 
 
@@ -463,14 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = verbs.add_parser("eval", help="evaluate a trained system over an SNR sweep", description=command_eval.__doc__)
     evaluate.add_argument("model", help="zoo name (see digisem zoo), run folder or .safetensors file")
-    evaluate.add_argument("--snr", default=None, help=SNR_RANGE_HELP + "; Eb/N0 for bit-level systems (default 0:18:1), Es/N0 per complex symbol for JCM (default -18:18:6)")
-    evaluate.add_argument("--channel", choices=("bsc", "awgn", "rayleigh", "none", "analog"), default="bsc", help="bsc (p from 16-QAM BER, the paper's model), awgn/rayleigh (real 16-QAM link), none (no bit errors), analog (no quantization); JCM codecs always use AWGN")
-    evaluate.add_argument("--denoiser", default="none", help="JCM codecs only: none, mmse (per-symbol posterior mean), scdm, scdm-joint (SCDM with its jointly trained decoder)")
+    evaluate.add_argument("--snr", default=None, help=SNR_RANGE_HELP + "; default the system's: Eb/N0 0:18:1 for AMP-SC, Es/N0 per complex symbol -18:18:6 for JCM, 0:20:2 for DeepJSCC, ...")
+    evaluate.add_argument("--snr-kind", choices=("ebn0", "esn0"), default=None, help="the SNR axis (default the system's: ebn0 for AMP-SC, esn0 otherwise)")
+    evaluate.add_argument("--channel", default=None, help="a link spec (default the system's): bsc (p from 16-QAM BER at Eb/N0, AMP-SC's model), none (no errors), analog (no quantization, no link), "
+                          "awgn, rayleigh, rayleigh-block, mimo-8x4-svd (16-QAM for bit payloads, the symbols themselves for symbol codecs), 16qam-awgn-ldpc-1/2, ...")
+    evaluate.add_argument("--denoiser", default="none", help="symbol codecs (JCM) only: none, mmse (per-symbol posterior mean), scdm, scdm-joint (SCDM with its jointly trained decoder)")
+    evaluate.add_argument("--no-restorer", action="store_true", help="evaluate without the system's restorer (AMP-SC without IRSNet)")
     evaluate.add_argument("--sampler", choices=SAMPLER_CHOICES, default=None, help="SCDM sampler: pc (the paper's: predictor + 2 Langevin steps), pc1, predictor, ode (probability flow), tweedie (one step); default: the SCDM's own")
     evaluate.add_argument("--scdm", default="scdm-cifar10-64qam", help="the SCDM for --denoiser scdm/scdm-joint: zoo name, run folder or weights file (default scdm-cifar10-64qam)")
     evaluate.add_argument("--data", default=None, help="data root (default $DIGISEM_DATA) or 'samples' for the bundled images")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images (class-balanced for CIFAR-10)")
-    evaluate.add_argument("--grid-snr", default=None, help="SNRs of the reconstruction grid (default 0,6,12,18; JCM -18,-6,0,12)")
+    evaluate.add_argument("--grid-snr", default=None, help="SNRs of the reconstruction grid (default: four of the sweep's)")
     evaluate.add_argument("--batch-size", type=int, default=100, help="images per batch (default 100)")
     evaluate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     evaluate.add_argument("--out", default=None, help="output folder (default runs/eval-<model>-<channel>)")
@@ -505,8 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     send = verbs.add_parser("send", help="send one image through a pretrained system", description=command_send.__doc__)
     send.add_argument("image", help="image file (PNG, JPEG, ...)")
     send.add_argument("--model", default="ampsc-cifar10-4bit", help="zoo name, run folder or weights file (default ampsc-cifar10-4bit)")
-    send.add_argument("--snr", type=float, default=5.0, help="Eb/N0 in dB (default 5)")
-    send.add_argument("--channel", choices=("bsc", "awgn", "rayleigh", "none"), default="awgn", help="default awgn: the real 16-QAM link")
+    send.add_argument("--snr", type=float, default=5.0, help="SNR in dB in the system's convention: Eb/N0 for AMP-SC, Es/N0 per complex symbol otherwise (default 5)")
+    send.add_argument("--channel", default="awgn", help="a link spec, as digisem eval --channel (default awgn: the real 16-QAM link for bit payloads)")
     send.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     send.add_argument("--out", default="received.png", help="output PNG (default received.png)")
     send.set_defaults(func=command_send)
@@ -553,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (UsageError, ValueError, TypeError, OSError, CheckpointError) as err:
+    except (UsageError, SNRRangeError, ValueError, TypeError, OSError, CheckpointError, KeyError) as err:
         print(f"digisem {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

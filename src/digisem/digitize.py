@@ -32,7 +32,9 @@ class ScalarQuantizer(nn.Module):
     ``offset = 2^(b-1) - 1`` to ``0 ... 2^b - 1`` (b = 4: +7, payload 0 ... 15). Training replaces
     the rounding with additive noise (:meth:`relaxed`, eq. 10); there is no straight-through estimator.
 
-    Calling the module is :meth:`quantize`.
+    Calling the module is :meth:`quantize`. As a digitizer (:mod:`digisem.systems.base`): payload
+    ``"integers"`` of ``bits_per_value = num_bits`` bits; :meth:`to_payload` is :meth:`quantize`,
+    :meth:`from_payload` is :meth:`dequantize`.
 
     Example
     -------
@@ -48,6 +50,21 @@ class ScalarQuantizer(nn.Module):
         self.num_bits = num_bits
         self.num_levels = 1 << num_bits
         self.offset = (1 << (num_bits - 1)) - 1
+
+    payload_kind = "integers"
+
+    @property
+    def bits_per_value(self) -> int:
+        """Bits per payload integer, ``b``."""
+        return self.num_bits
+
+    def to_payload(self, features: torch.Tensor) -> torch.Tensor:
+        """Digitizer protocol: :meth:`quantize`."""
+        return self.quantize(features)
+
+    def from_payload(self, payload: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Digitizer protocol: :meth:`dequantize`."""
+        return self.dequantize(payload, dtype)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -131,6 +148,12 @@ class LearnedConstellation(nn.Module):
         with hard one-hot values forward and the softmax gradient backward; in eval mode the most
         likely level (argmax of the logits, no noise).
 
+    Note
+    ----
+    As a digitizer: payload ``"symbols"`` (the chosen points, before power normalization),
+    ``bits_per_value = log2 M`` label bits per symbol; :meth:`to_payload` is the call and
+    :meth:`from_payload` returns the received symbols unchanged (the decoder reads symbols).
+
     Example
     -------
     >>> constellation = LearnedConstellation(16).eval()
@@ -151,6 +174,21 @@ class LearnedConstellation(nn.Module):
         energy = 1.0 if order == 2 else 2 * (order - 1) / 3
         odd = torch.arange(-(self.num_levels - 1), self.num_levels, 2, dtype=torch.float32)
         self.register_buffer("levels", odd / math.sqrt(energy), persistent=False)
+
+    payload_kind = "symbols"
+
+    @property
+    def bits_per_value(self) -> int:
+        """Label bits per symbol, ``log2 M``."""
+        return self.order.bit_length() - 1
+
+    def to_payload(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Digitizer protocol: the chosen points ``[B, n], complex64`` (the call)."""
+        return self(logits, generator)
+
+    def from_payload(self, symbols: torch.Tensor) -> torch.Tensor:
+        """Digitizer protocol: received symbols ``[B, n]`` are what the decoder reads (unchanged)."""
+        return symbols
 
     def extra_repr(self) -> str:
         return f"order={self.order}, levels_per_dim={self.num_levels}, temperature={self.temperature}"
@@ -211,7 +249,12 @@ class VectorQuantizer(nn.Module):
     (data-dependent initialization), and every ``restart_every`` training calls each basis vector
     that no feature chose since the last check is moved onto a random feature of the current batch
     (dead-code restart, as in Jukebox and SoundStream). Eval mode never changes the codebook.
+
+    As a digitizer: payload ``"integers"`` of ``bits_per_value = log2 J`` bits; :meth:`to_payload`
+    is :meth:`indices`, :meth:`from_payload` is :meth:`lookup`.
     """
+
+    payload_kind = "integers"
 
     def __init__(self, codebook_size: int = 256, dim: int = 32, beta: float = 0.25, restart_every: int = 20):
         super().__init__()
@@ -245,6 +288,19 @@ class VectorQuantizer(nn.Module):
                 chosen = torch.randint(flat.shape[0], (int(dead.sum()),), device=flat.device)
                 self.codebook[dead] = flat[chosen] + 0.01 * flat.std() * torch.randn_like(self.codebook[dead])
             self.usage.zero_()
+
+    @property
+    def bits_per_value(self) -> int:
+        """Bits per index, ``log2 J``."""
+        return self.bits_per_index
+
+    def to_payload(self, features: torch.Tensor) -> torch.Tensor:
+        """Digitizer protocol: :meth:`indices`."""
+        return self.indices(features)
+
+    def from_payload(self, indices: torch.Tensor) -> torch.Tensor:
+        """Digitizer protocol: :meth:`lookup`."""
+        return self.lookup(indices)
 
     def extra_repr(self) -> str:
         return f"codebook_size={self.codebook.shape[0]}, dim={self.codebook.shape[1]}, beta={self.beta}, bits_per_index={self.bits_per_index}"
@@ -286,3 +342,40 @@ class VectorQuantizer(nn.Module):
         gram = normalized @ normalized.T
         size = gram.shape[0]
         return (gram - torch.eye(size, device=gram.device, dtype=gram.dtype)).pow(2).sum() / (size * (size - 1))
+
+
+class AnalogSymbols(nn.Module):
+    """The analog digitizer of JSCC systems: real features paired into complex symbols, each example
+    scaled to unit average energy per symbol.
+
+    Input (:meth:`to_payload`): ``features : [B, ...]`` float with an even number of values per
+    example. Output: ``symbols : [B, n], complex64``, ``n`` = half the values, ``mean |s|^2 = 1`` per
+    example (differentiable). :meth:`from_payload` takes received symbols ``[B, n]`` and a feature
+    shape ``[B, ...]`` back to real features (consecutive pairs are the real and imaginary parts).
+
+    Example
+    -------
+    >>> AnalogSymbols().to_payload(torch.randn(2, 8, 4, 4)).shape
+    torch.Size([2, 64])
+    """
+
+    payload_kind = "symbols"
+    bits_per_value = None
+
+    def to_payload(self, features: torch.Tensor) -> torch.Tensor:
+        """``[B, ...]`` real features -> ``[B, n]`` unit-energy complex symbols."""
+        if not features.dtype.is_floating_point or features.dim() < 2 or features[0].numel() % 2:
+            raise ValueError(f"analog features must be float [B, ...] with an even number of values per example, got {features.dtype} shape {tuple(features.shape)}")
+        pairs = features.float().reshape(features.shape[0], -1, 2).contiguous()
+        symbols = torch.view_as_complex(pairs)
+        power = symbols.abs().pow(2).mean(-1, keepdim=True)
+        if bool((power == 0).any()):
+            raise ValueError("an example has all-zero features: cannot normalize its power")
+        return symbols / power.sqrt()
+
+    def from_payload(self, symbols: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+        """``[B, n]`` complex symbols -> real features of ``shape`` (``[B, ...]``, ``2n`` values per example)."""
+        return torch.view_as_real(symbols).reshape(shape)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.to_payload(features)

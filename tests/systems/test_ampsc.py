@@ -21,8 +21,7 @@ from digisem.systems.ampsc import (
     receiver_complexity,
 )
 
-KEYS = {"x_hat", "features", "transmitted", "received", "restored"}
-DIGITAL_KEYS = KEYS | {"payload", "received_payload"}
+KEYS = {"x_hat", "payload", "received", "bits_per_image", "channel_uses_per_image", "features", "transmitted", "received_features", "restored"}
 
 
 def tiny(**overrides) -> AMPSC:
@@ -48,7 +47,7 @@ def test_block_counts_follow_table_iii(preset, rcbs, ses):
 
 def test_cifar_sends_512_values_and_2048_bits_at_ratio_one_sixth(generator):
     model = tiny()
-    out = model(images(generator), "digital", link=BSCLink(0.0), generator=generator)
+    out = model(images(generator), mode="digital", link=BSCLink(0.0), generator=generator)
     assert out["payload"].shape == (2, 8, 8, 8) and out["x_hat"].shape == (2, 3, 32, 32)
     assert out["payload"][0].numel() == 512 == 3 * 32 * 32 // 6
     assert int_to_bits(out["payload"][0], 4).numel() == 2048 == model.payload_bits(32)
@@ -57,7 +56,7 @@ def test_cifar_sends_512_values_and_2048_bits_at_ratio_one_sixth(generator):
 
 def test_hr_preset_downsamples_16_times(generator):
     model = tiny(preset="hr")
-    out = model(images(generator, size=64, batch=1), "digital", link=BSCLink(0.0125), generator=generator)
+    out = model(images(generator, size=64, batch=1), mode="digital", link=BSCLink(0.0125), generator=generator)
     assert out["payload"].shape == (1, 128, 4, 4) and out["x_hat"].shape == (1, 3, 64, 64)
     assert out["payload"][0].numel() == 3 * 64 * 64 // 6
     assert model.payload_bits(64) == 2048 * 4
@@ -82,43 +81,59 @@ def test_each_mode_returns_the_documented_keys_and_shapes(mode, generator):
     model = tiny()
     link = BitLink("16qam", "awgn") if mode == "digital" else None
     snr = 8.0 if mode == "digital" else None
-    out = model(images(generator), mode, link=link, snr_db=snr, generator=generator)
-    assert set(out) == (DIGITAL_KEYS if mode == "digital" else KEYS)
+    out = model(images(generator), link=link, snr_db=snr, mode=mode, generator=generator)
+    assert set(out) == KEYS
     assert out["x_hat"].shape == (2, 3, 32, 32) and bool(((out["x_hat"] > 0) & (out["x_hat"] < 1)).all())
-    for key in ("features", "transmitted", "received", "restored"):
+    for key in ("features", "transmitted", "received_features", "restored"):
         assert out[key].shape == (2, 8, 8, 8) and out[key].dtype == torch.float32
     assert bool(((out["features"] > -7.5) & (out["features"] < 8.5)).all())
     if mode == "digital":
-        assert out["payload"].dtype == torch.int64 and out["received_payload"].dtype == torch.int64
+        assert out["payload"].dtype == torch.int64 and out["received"].dtype == torch.int64
         assert int(out["payload"].min()) >= 0 and int(out["payload"].max()) <= 15
+        # 512 values x 4 bits; uncoded 16-QAM carries 4 bits per channel use
+        assert out["bits_per_image"] == 2048 and out["channel_uses_per_image"] == 512
+    else:
+        assert out["payload"] is None and out["received"] is None
+        assert out["bits_per_image"] is None and out["channel_uses_per_image"] is None
 
 
 def test_analog_sends_the_bounded_features_and_relaxed_adds_noise_of_std_alpha(generator):
     model = tiny()
     x = images(generator)
-    analog = model(x, "analog")
-    assert analog["transmitted"] is analog["features"] and analog["restored"] is analog["received"]
-    relaxed = model(x, "relaxed", generator=generator)
+    analog = model(x, mode="analog")
+    assert analog["transmitted"] is analog["features"] and analog["restored"] is analog["received_features"]
+    relaxed = model(x, mode="relaxed", generator=generator)
     noise = (relaxed["transmitted"] - relaxed["features"]).detach()
     assert abs(float(noise.std()) - 0.5) < 5 * 0.5 / math.sqrt(2 * noise.numel())
-    assert not torch.equal(relaxed["restored"], relaxed["received"])
+    assert not torch.equal(relaxed["restored"], relaxed["received_features"])
 
 
 def test_digital_over_an_error_free_link_receives_the_rounded_features(generator):
     model = tiny()
-    out = model(images(generator), "digital", link=BSCLink(p=0.0), generator=generator)
-    assert torch.equal(out["received_payload"], out["payload"])
+    out = model(images(generator), mode="digital", link=BSCLink(p=0.0), generator=generator)
+    assert torch.equal(out["received"], out["payload"])
     assert torch.equal(out["transmitted"], torch.round(out["features"]))
-    assert torch.equal(out["received"], out["transmitted"])
+    assert torch.equal(out["received_features"], out["transmitted"])
+
+
+def test_digital_without_a_link_delivers_the_payload_intact(generator):
+    model = tiny()
+    x = images(generator)
+    out = model(x, generator=generator)  # mode defaults to "digital"
+    assert torch.equal(out["received"], out["payload"])
+    assert torch.equal(out["received_features"], torch.round(out["features"]))
+    assert out["bits_per_image"] == 2048 and out["channel_uses_per_image"] is None
+    over_error_free = model(x, link=BSCLink(p=0.0), mode="digital", generator=generator)
+    assert torch.equal(over_error_free["x_hat"], out["x_hat"])
 
 
 def test_bsc_link_errors_reach_the_received_features(generator):
     model = tiny()
-    out = model(images(generator, batch=8), "digital", link=BSCLink(p=0.1), generator=generator)
-    bit_errors = int((int_to_bits(out["payload"], 4) != int_to_bits(out["received_payload"], 4)).sum())
+    out = model(images(generator, batch=8), mode="digital", link=BSCLink(p=0.1), generator=generator)
+    bit_errors = int((int_to_bits(out["payload"], 4) != int_to_bits(out["received"], 4)).sum())
     assert_rate_within_binomial(bit_errors, out["payload"].numel() * 4, 0.1)
-    changed = out["received_payload"] != out["payload"]
-    assert torch.equal(out["received"] != out["transmitted"], changed)
+    changed = out["received"] != out["payload"]
+    assert torch.equal(out["received_features"] != out["transmitted"], changed)
 
 
 def grads(module: nn.Module) -> list:
@@ -128,7 +143,7 @@ def grads(module: nn.Module) -> list:
 @pytest.mark.parametrize("mode", ["analog", "relaxed"])
 def test_gradients_reach_the_encoder_in_analog_and_relaxed_modes(mode, generator):
     model = tiny()
-    out = model(images(generator), mode, generator=generator)
+    out = model(images(generator), mode=mode, generator=generator)
     out["x_hat"].mean().backward()
     assert all(g is not None for g in grads(model.encoder) + grads(model.decoder))
     assert any(float(g.abs().sum()) > 0 for g in grads(model.encoder))
@@ -139,8 +154,8 @@ def test_gradients_reach_the_encoder_in_analog_and_relaxed_modes(mode, generator
 def test_no_gradient_crosses_the_digital_path(generator):
     model = tiny()
     x = images(generator)
-    out = model(x, "digital", link=BSCLink(0.0125), mask_ratio=0.025, generator=generator)
-    assert not out["features"].requires_grad and not out["transmitted"].requires_grad and not out["received"].requires_grad
+    out = model(x, mode="digital", link=BSCLink(0.0125), mask_ratio=0.025, generator=generator)
+    assert not out["features"].requires_grad and not out["transmitted"].requires_grad and not out["received_features"].requires_grad
     loss_eq17(out, x).backward()
     assert all(g is None for g in grads(model.encoder))
     assert all(g is not None for g in grads(model.restorer) + grads(model.decoder))
@@ -148,8 +163,8 @@ def test_no_gradient_crosses_the_digital_path(generator):
 
 def test_relaxed_mode_without_restorer_leaves_irsnet_untouched(generator):
     model = tiny()
-    out = model(images(generator), "relaxed", restore=False, generator=generator)
-    assert out["restored"] is out["received"]
+    out = model(images(generator), mode="relaxed", restore=False, generator=generator)
+    assert out["restored"] is out["received_features"]
     out["x_hat"].mean().backward()
     assert all(g is None for g in grads(model.restorer))
 
@@ -157,11 +172,12 @@ def test_relaxed_mode_without_restorer_leaves_irsnet_untouched(generator):
 def test_restorer_changes_restored_but_not_received(generator):
     model = tiny()
     x = images(generator)
-    runs = [model(x, "digital", link=BSCLink(0.05), mask_ratio=0.1, restore=flag, generator=torch.Generator().manual_seed(3)) for flag in (True, False)]
+    runs = [model(x, mode="digital", link=BSCLink(0.05), mask_ratio=0.1, restore=flag, generator=torch.Generator().manual_seed(3)) for flag in (True, False)]
     with_restorer, without = runs
     assert torch.equal(with_restorer["received"], without["received"])
-    assert not torch.equal(with_restorer["restored"], with_restorer["received"])
-    assert without["restored"] is without["received"]
+    assert torch.equal(with_restorer["received_features"], without["received_features"])
+    assert not torch.equal(with_restorer["restored"], with_restorer["received_features"])
+    assert without["restored"] is without["received_features"]
     assert not torch.equal(with_restorer["x_hat"], without["x_hat"])
 
 
@@ -179,16 +195,16 @@ def test_mask_attack_zeroes_the_expected_fraction_and_nothing_else(generator):
 
 def test_mask_attack_acts_on_the_received_features_before_the_restorer(generator):
     model = tiny()
-    out = model(images(generator, batch=4), "digital", link=BSCLink(0.0), mask_ratio=0.5, generator=generator)
-    kept = out["received"] != 0
-    assert torch.equal(out["received"][kept], out["transmitted"][kept])
+    out = model(images(generator, batch=4), mode="digital", link=BSCLink(0.0), mask_ratio=0.5, generator=generator)
+    kept = out["received_features"] != 0
+    assert torch.equal(out["received_features"][kept], out["transmitted"][kept])
     assert_rate_within_binomial(int((~kept & (out["transmitted"] != 0)).sum()), int((out["transmitted"] != 0).sum()), 0.5)
 
 
 def test_step_losses_follow_the_paper_equations(generator):
     model = tiny()
     x = images(generator)
-    out = model(x, "digital", link=BSCLink(0.0125), mask_ratio=0.025, generator=generator)
+    out = model(x, mode="digital", link=BSCLink(0.0125), mask_ratio=0.025, generator=generator)
     image_l1 = (out["x_hat"] - x).abs().mean()
     restoration = (out["restored"] - out["transmitted"]).abs().mean()
     assert torch.allclose(loss_eq17(out, x), image_l1 + restoration)
@@ -228,19 +244,23 @@ def test_bad_inputs_raise_clear_errors(generator):
     model = tiny()
     x = images(generator)
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\].*multiples of 16"):
-        model(torch.rand(2, 1, 32, 32), "analog")
+        model(torch.rand(2, 1, 32, 32), mode="analog")
     with pytest.raises(ValueError, match="multiples of 16"):
-        model(torch.rand(2, 3, 36, 36), "analog")
+        model(torch.rand(2, 3, 36, 36), mode="analog")
     with pytest.raises(ValueError, match="multiples of 64"):
-        tiny(preset="hr")(torch.rand(1, 3, 48, 48), "analog")
-    with pytest.raises(ValueError, match="analog.*relaxed.*digital"):
-        model(x, "soft")
-    with pytest.raises(ValueError, match="needs a link"):
-        model(x, "digital")
+        tiny(preset="hr")(torch.rand(1, 3, 48, 48), mode="analog")
+    with pytest.raises(ValueError, match="digital.*relaxed.*analog.*'soft'"):
+        model(x, mode="soft")
+    with pytest.raises(TypeError):
+        model(x, "digital")  # mode is keyword-only
     with pytest.raises(ValueError, match="no channel"):
-        model(x, "analog", link=BSCLink(0.01))
+        model(x, mode="analog", link=BSCLink(0.01))
+    with pytest.raises(ValueError, match="no channel"):
+        model(x, mode="relaxed", snr_db=3.0)
     with pytest.raises(ValueError, match="no restorer"):
-        tiny(irsnet=False)(x, "digital", link=BSCLink(0.01), restore=True)
+        tiny(irsnet=False)(x, link=BSCLink(0.01), mode="digital", restore=True)
+    with pytest.raises(ValueError, match="carries complex symbols"):
+        model(x, link={"kind": "symbols", "channel": "awgn"}, snr_db=3.0)
     with pytest.raises(ValueError, match="multiples of 4"):
         IRSNet(8, 4)(torch.rand(1, 8, 6, 6))
 

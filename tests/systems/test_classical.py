@@ -41,3 +41,44 @@ def test_corrupted_or_truncated_files_are_failed_transmissions():
     assert torch.equal(bytes_to_bits(bits_to_bytes(bits)), bits)
     with pytest.raises(ValueError, match="multiple of 8"):
         bits_to_bytes(bits[:-3])
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "webp"])
+def test_separate_coding_sends_its_stream_within_the_bit_budget(codec):
+    from digisem.link import BSCLink
+    from digisem.systems.classical import (
+        HEADER_BYTES,
+        SeparateCoding,
+        SeparateCodingConfig,
+    )
+
+    system = SeparateCoding(SeparateCodingConfig(codec, 2048))
+    images, _ = sample_images("cifar")
+    x = images[:3]
+    out = system(x)
+    payload = out["payload"]
+    assert payload.shape == (3, 256) and payload.dtype == torch.int64 and out["bits_per_image"] == 2048
+    assert torch.equal(out["received"], payload) and out["decode_failures"] == 0
+    lengths = payload[:, 1] * 256 + payload[:, 2]
+    assert bool((lengths > 0).all()) and bool((lengths <= 256 - HEADER_BYTES).all()), "quality, length, stream: all within 2048 bits"
+    assert bool((payload[torch.arange(256)[None, :].expand(3, -1) >= HEADER_BYTES + lengths[:, None]] == 0).all()), "zeros after the stream"
+    assert float(psnr(out["x_hat"], x, per_image=False)) > 15
+    richer = SeparateCoding(SeparateCodingConfig(codec, 8192))(x)
+    assert float(psnr(richer["x_hat"], x, per_image=False)) > float(psnr(out["x_hat"], x, per_image=False)), "more bits, higher quality"
+    garbled = system(x, link=BSCLink(p=0.5), generator=torch.Generator().manual_seed(0))
+    assert garbled["decode_failures"] >= 1
+    failed = [i for i in range(3) if torch.equal(garbled["x_hat"][i], torch.full((3, 32, 32), 0.5))]
+    assert len(failed) == garbled["decode_failures"], "a stream that does not decode is a mid-gray image"
+
+
+def test_separate_coding_config_errors():
+    from digisem.systems.classical import SeparateCoding, SeparateCodingConfig
+
+    with pytest.raises(ValueError, match="unknown codec"):
+        SeparateCodingConfig("png", 1024)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        SeparateCodingConfig("jpeg", 1001)
+    with pytest.raises(ValueError, match="at least"):
+        SeparateCodingConfig("jpeg", 16)
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        SeparateCoding()(torch.rand(3, 32, 32))

@@ -58,20 +58,24 @@ def test_jcm_sends_unit_energy_symbols_and_the_channel_adds_n0(generator):
     """Per-example unit energy; received - sent has variance N0 = 10^(-snr/10) per complex symbol (Es/N0)."""
     model = JCM(JCMConfig(order=64, width=4, decoder_blocks=1)).eval()
     images = torch.rand(16, 3, 32, 32, generator=generator)
-    out = model(images, snr_db=3.0, generator=generator)
-    assert out["symbols"].shape == (16, 128) and out["x_hat"].shape == (16, 3, 32, 32)
-    assert torch.allclose(out["symbols"].abs().pow(2).mean(1), torch.ones(16), atol=1e-5)
-    noise = out["received"] - out["symbols"]
+    out = model(images, link="awgn", snr_db=3.0, generator=generator)
+    assert out["payload"].shape == (16, 128) and out["x_hat"].shape == (16, 3, 32, 32)
+    assert out["payload"].dtype == torch.complex64 and out["received"].dtype == torch.complex64
+    assert torch.allclose(out["payload"].abs().pow(2).mean(1), torch.ones(16), atol=1e-5)
+    assert out["bits_per_image"] == 128 * 6 and out["channel_uses_per_image"] == 128
+    noise = out["received"] - out["payload"]
     assert noise.abs().pow(2).mean().item() == pytest.approx(10 ** (-0.3), rel=6 / math.sqrt(noise.numel()))
     assert float(out["x_hat"].detach().min()) >= 0 and float(out["x_hat"].detach().max()) <= 1
-    assert torch.equal(model(images)["received"], model(images)["symbols"])
+    noiseless = model(images)
+    assert torch.equal(noiseless["received"], noiseless["payload"]) and noiseless["channel_uses_per_image"] is None
+    assert noiseless["logits"] is None
 
 
 def test_jcm_with_classifier_head_and_loss(generator):
     model = JCM(JCMConfig(order=16, width=4, decoder_blocks=1, classes=10)).train()
     images = torch.rand(4, 3, 32, 32, generator=generator)
-    out = model(images, snr_db=10.0, generator=generator)
-    assert out["class_logits"].shape == (4, 10)
+    out = model(images, link="awgn", snr_db=10.0, generator=generator)
+    assert out["logits"].shape == (4, 10)
     loss = reconstruction_loss(out, images, torch.tensor([0, 1, 2, 3]), class_weight=0.1)
     loss.backward()
     assert model.encoder.logits.weight.grad.abs().sum() > 0, "the straight-through estimator must reach the encoder"
@@ -98,3 +102,22 @@ def test_symbol_prior_holds_transmitted_symbols(generator):
     sent = model.eval().transmit(images).reshape(-1)
     assert prior.shape == (300,) and torch.allclose(model.prior_symbols(), prior)
     assert (prior.reshape(-1, 1) - sent.reshape(1, -1)).abs().min(dim=1).values.max() < 1e-6
+
+
+def test_a_denoiser_joins_through_with_parts_and_cleans_the_received_symbols(generator):
+    """The MMSE estimator under the codec's own symbol prior lands closer to the sent symbols than the channel output."""
+    from digisem.systems.scdm import MMSEDenoiser
+
+    model = JCM(JCMConfig(order=4, width=4, decoder_blocks=1, channel_uses=64, prior_size=256)).eval()
+    images = torch.rand(8, 3, 32, 32, generator=generator)
+    model.fit_symbol_prior(images, generator)
+    system = model.with_parts(restorer=MMSEDenoiser(model.prior_symbols()))
+    with torch.no_grad():
+        out = system(images, link="awgn", snr_db=0.0, generator=torch.Generator().manual_seed(4))
+        plain = model(images, link="awgn", snr_db=0.0, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(out["received"], plain["received"]) and torch.equal(out["payload"], plain["payload"])
+    restored_error = (out["restored"] - out["payload"]).abs().pow(2).mean()
+    channel_error = (out["received"] - out["payload"]).abs().pow(2).mean()
+    assert restored_error < 0.7 * channel_error
+    assert model.restorer is None and torch.equal(plain["restored"], plain["received"])
+    assert not torch.equal(out["x_hat"], plain["x_hat"])

@@ -89,17 +89,20 @@ def test_masked_vqvae_shapes_bits_and_link(generator):
     model = MaskedVQVAE(config)
     x = torch.rand(3, 3, 32, 32, generator=generator)
     out = model(x, snr_db=3.0, generator=generator)
-    assert out["logits"].shape == (3, 10) and out["kept"].shape == (3, 32) and out["indices"].shape == (3, 32)
-    assert torch.equal(out["indices"], out["received_indices"]) and len(out["fim_logits"]) == 1
+    assert out["logits"].shape == (3, 10) and out["kept"].shape == (3, 32) and out["payload"].shape == (3, 32)
+    assert out["payload"].dtype == torch.int64 and int(out["payload"].min()) >= 0 and int(out["payload"].max()) < 16
+    assert torch.equal(out["payload"], out["received"]) and len(out["fim_logits"]) == 1
+    assert out["bits_per_image"] == 32 * 4 and out["channel_uses_per_image"] is None
     assert model.symbols_per_image(4) == pytest.approx(32 * 4 / 4)  # 32 kept patches x 4 bits / 4 bits per symbol
     noisy = model(x, link=BSCLink(p=0.2), generator=generator)
-    assert not torch.equal(noisy["indices"], noisy["received_indices"])
+    assert not torch.equal(noisy["payload"], noisy["received"])
     clean = model(x, snr_db=30.0, link=BitLink("16qam", "awgn"), generator=generator)
-    assert torch.equal(clean["indices"], clean["received_indices"]), "16-QAM at 30 dB delivers every index"
+    assert torch.equal(clean["payload"], clean["received"]), "16-QAM at 30 dB delivers every index"
+    assert clean["channel_uses_per_image"] == 32 == model.symbols_per_image(4)
     loss = torch.nn.functional.cross_entropy(noisy["logits"], torch.tensor([0, 1, 2])) + sum(noisy["vq_losses"].values())
     loss.backward()
     assert model.encoder.embed.weight.grad.abs().sum() > 0, "straight-through through the link reaches the encoder"
-    assert model.quantizer.codebook.grad.abs().sum() > 0
+    assert model.digitizer.codebook.grad.abs().sum() > 0
 
 
 def test_masked_vqvae_reconstruction_round_trip_of_patches(generator):

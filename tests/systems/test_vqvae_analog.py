@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from digisem.analyses import symbols_sent
+from digisem.digitize import AnalogSymbols
 from digisem.link import SymbolLink, make_channel
 from digisem.systems.vqvae import MaskedVQVAE, MaskedVQVAEConfig
 
@@ -34,14 +34,17 @@ class Capture(nn.Module):
         return self.channel(x, snr_db, generator)
 
 
-def test_analog_model_has_no_quantizer_and_no_vq_outputs():
+def test_analog_model_has_no_codebook_and_no_vq_outputs():
     model = analog_model().eval()
-    assert model.quantizer is None
-    assert not any(name.startswith("quantizer") for name, _ in model.named_parameters())
+    assert isinstance(model.digitizer, AnalogSymbols) and model.payload_kind == "symbols"
+    assert not any(name.startswith("digitizer") for name, _ in model.named_parameters())
+    assert model.modes == ("analog",)
     with torch.no_grad():
         out = model(images(), generator=torch.Generator().manual_seed(0))
     assert out["vq_losses"] == {}
-    assert "indices" not in out and "received_indices" not in out
+    assert out["payload"].is_complex() and out["payload"].shape == (3, 8 * 8 // 2)
+    assert torch.equal(out["received"], out["payload"]), "without a link the symbols arrive intact"
+    assert out["bits_per_image"] is None
     assert out["logits"].shape == (3, 4)
     assert out["features"].shape == (3, 8, 8)  # K = 16 patches x (1 - 0.5), D = 8
 
@@ -53,10 +56,13 @@ def test_symbols_per_image_is_kept_times_code_dim_over_two(mask_ratio, code_dim)
     assert model.symbols_per_image(4) == pytest.approx(kept * code_dim / 2)
     assert model.symbols_per_image(6, 0.5) == pytest.approx(kept * code_dim / 2), "the arguments do not matter when analog"
     # measured at the channel input
-    link = SymbolLink("awgn", normalize=False)
+    capture = Capture(make_channel("awgn"))
+    link = SymbolLink(capture, normalize=False)
     with torch.no_grad():
-        measured = symbols_sent(lambda link: model(images(2), snr_db=10.0, link=link, generator=torch.Generator().manual_seed(0)), link)
-    assert measured == kept * code_dim // 2
+        out = model(images(2), snr_db=10.0, link=link, generator=torch.Generator().manual_seed(0))
+    (sent,) = capture.inputs
+    assert sent.shape == (2, kept * code_dim // 2)
+    assert out["channel_uses_per_image"] == kept * code_dim // 2
 
 
 @pytest.mark.parametrize("channel", ["awgn", "rayleigh", "mimo-4x4-svd"])

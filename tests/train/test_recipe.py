@@ -2,13 +2,17 @@ from pathlib import Path
 
 import pytest
 
+from digisem.attacks import from_spec as attack_from_spec
+from digisem.link import from_spec as link_from_spec
+from digisem.systems import FAMILIES
 from digisem.systems.ampsc import AMPSCConfig
+from digisem.systems.deepjscc import DeepJSCCConfig
 from digisem.systems.jcm import JCMConfig
 from digisem.systems.scdm import SamplerConfig, SCDMConfig, ScoreNetConfig
 from digisem.systems.vqvae import MaskedVQVAEConfig
 from digisem.train.amp import resolve_schedule
 from digisem.train.recipe import RecipeError, apply_override, load_recipe, stage_key
-from digisem.train.robust import make_attack
+from digisem.train.schema import check_recipe
 
 
 def write(tmp_path, text):
@@ -73,19 +77,27 @@ RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "recipes
 
 @pytest.mark.parametrize("name", RECIPES)
 def test_every_bundled_recipe_loads_and_its_config_is_valid(name):
-    """Catches typos in the shipped YAML: every key must be one the system's config knows."""
+    """Catches typos in the shipped YAML: every section passes its family's schema and every model
+    key is one the system's config knows."""
     recipe = load_recipe(name)
     assert recipe["name"] == name
+    family = FAMILIES[recipe["system"]]
+    assert family.recipe is not None, f"{name}: system {recipe['system']!r} has no recipe runner"
+    checked = check_recipe(recipe, family.recipe.sections, family.config)
+    for attack in (checked["eval"]["attack"], checked.get("train", {}).get("attack")):
+        attack_from_spec(attack)
     if recipe["system"] == "ampsc":
         AMPSCConfig.from_dict(recipe["model"])
-        resolve_schedule(recipe)
+        resolve_schedule(checked)
     elif recipe["system"] == "jcm":
         JCMConfig.from_dict(recipe["model"])
         assert {"snr_db", "epochs", "lr"} <= set(recipe["train"])
-    elif recipe["system"] == "robust":
-        MaskedVQVAEConfig.from_dict(recipe["model"])
-        for attack in (recipe["train"].get("attack"), recipe["eval"].get("attack")):
-            make_attack(attack)
+    elif recipe["system"] == "deepjscc":
+        config = DeepJSCCConfig.from_dict(recipe["model"])
+        link_from_spec(checked["train"]["link"], "symbols" if config.transmission == "analog" else "integers")
+    elif recipe["system"] == "vqvae":
+        config = MaskedVQVAEConfig.from_dict(recipe["model"])
+        link_from_spec(checked["link"], "symbols" if config.transmission == "analog" else "integers")
     else:
         assert recipe["system"] == "scdm"
         config = SCDMConfig.from_dict(recipe["model"])

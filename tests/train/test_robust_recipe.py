@@ -7,8 +7,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from digisem import zoo
-from digisem.evaluate import evaluate_classification
-from digisem.train import robust
+from digisem.evaluate import sweep
+from digisem.train import robust, run_recipe
 from digisem.train.recipe import load_recipe
 
 
@@ -26,20 +26,22 @@ def test_robust_smoke_recipe_trains_with_attack_and_weight_perturbation(tmp_path
 
     monkeypatch.setattr(robust.AdversarialWeightPerturbation, "perturb", counting_perturb)
     monkeypatch.setattr(robust.AdversarialWeightPerturbation, "restore", counting_restore)
-    run_dir = robust.run_robust_recipe(load_recipe("robust-smoke"), tmp_path, progress=False)
+    run_dir = run_recipe(load_recipe("robust-smoke"), tmp_path, progress=False)
     assert calls["perturb"] == calls["restore"] == 2, "one weight perturbation per batch, removed before each step"
     results = json.loads((run_dir / "results.json").read_text())
     curves = results["results"]
     assert curves["snr_db"] == [-3.0, 9.0] and len(curves["accuracy"]) == len(curves["accuracy_attacked"]) == 2
-    assert results["meta"]["channel"] == "mimo-4x4-svd" and (run_dir / "plots" / "accuracy.png").is_file()
+    assert results["meta"]["link"]["channel"] == "mimo-4x4-svd" and (run_dir / "plots" / "accuracy.png").is_file()
+    assert results["meta"]["attack"]["kind"] == "ifgsm"
     model, metadata = zoo.load(run_dir)
     assert metadata["system"] == "vqvae" and model.config.fim_layers == (1,)
+    assert zoo.recorded_link(metadata)["channel"] == "mimo-4x4-svd", "the training link travels with the weights"
 
 
 class _Oracle(nn.Module):
     """Reads the label from the image's mean brightness (label k <-> mean (k + 0.5) / 10)."""
 
-    def forward(self, x, snr_db=None, link=None, generator=None):
+    def forward(self, x, *, link=None, snr_db=None, mode=None, generator=None):
         centers = (torch.arange(10, dtype=x.dtype) + 0.5) / 10
         return {"logits": -1000 * (x.mean(dim=(1, 2, 3))[:, None] - centers[None, :]).pow(2)}
 
@@ -48,10 +50,10 @@ def test_accuracy_evaluation_against_an_oracle():
     labels = torch.arange(10)
     images = ((labels.float() + 0.5) / 10)[:, None, None, None].expand(10, 3, 8, 8).clone()
     dataset = TensorDataset(images, labels)
-    clean = evaluate_classification(_Oracle(), dataset, [0.0, 10.0], progress=False)
+    clean = sweep(_Oracle(), None, [0.0, 10.0], dataset, progress=False)
     assert clean == {"snr_db": [0.0, 10.0], "accuracy": [1.0, 1.0]}
     # an attack that moves every pixel by 0.1 (one class width) towards the next class fools the oracle
     shift = lambda loss_fn, x, generator=None: (x + 0.1).clamp(0, 1)
-    attacked = evaluate_classification(_Oracle(), dataset, [0.0], attack=shift, progress=False)
+    attacked = sweep(_Oracle(), None, [0.0], dataset, attack=shift, progress=False)
     # ... except class 9, whose images saturate at 1.0 and stay nearest to their own class
     assert attacked["accuracy"] == [1.0] and attacked["accuracy_attacked"] == [0.1]

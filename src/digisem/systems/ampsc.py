@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..digitize import ScalarQuantizer
 from ..nn import RCB, SqueezeExcitation, TransposedRCB
+from .base import SampleCheck, System, SystemOutput, register_system
 from .config import DictConfig
 
 PRESET_DOWNSAMPLING = {"cifar": 4, "hr": 16}
@@ -37,7 +38,8 @@ STRIDE1_BLOCKS = 3
 IRSNET_DOWNSAMPLING = 4
 """IRSNet halves the latent map twice, so ``h`` and ``w`` must be multiples of 4."""
 
-MODES = ("analog", "relaxed", "digital")
+MODES = ("digital", "relaxed", "analog")
+"""The modes of AMP-SC; the first is the default (deployment)."""
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,11 @@ def mask_attack(features: torch.Tensor, ratio: float, generator: torch.Generator
     return torch.where(keep, features, torch.zeros((), dtype=features.dtype, device=features.device))
 
 
-class AMPSC(nn.Module):
-    """The AMP-SC system: named parts ``encoder``, ``quantizer``, ``restorer`` (IRSNet or None), ``decoder``.
+@register_system("ampsc", config=AMPSCConfig, snr_kind="ebn0", default_link="bsc", default_snrs="0:18:1",
+                 sample_check=SampleCheck(snr_db=6.0, link="bsc", snr_kind="ebn0"))
+class AMPSC(System):
+    """The AMP-SC system (and its benchmarks): parts ``encoder``, ``digitizer`` (the scalar
+    quantizer), ``restorer`` (IRSNet or None), ``decoder``; no head.
 
     Parameters
     ----------
@@ -249,11 +254,10 @@ class AMPSC(nn.Module):
 
     Example
     -------
-    >>> from digisem.link import BSCLink
     >>> model = AMPSC(AMPSCConfig(width=16, irsnet_width=8))
-    >>> out = model(torch.rand(2, 3, 32, 32), "digital", link=BSCLink(0.0125))
-    >>> out["payload"].shape, out["x_hat"].shape
-    (torch.Size([2, 8, 8, 8]), torch.Size([2, 3, 32, 32]))
+    >>> out = model(torch.rand(2, 3, 32, 32), link="bsc", snr_db=6.0)
+    >>> out["payload"].shape, out["x_hat"].shape, out["bits_per_image"]
+    (torch.Size([2, 8, 8, 8]), torch.Size([2, 3, 32, 32]), 2048)
     """
 
     def __init__(self, config: AMPSCConfig | None = None):
@@ -261,10 +265,20 @@ class AMPSC(nn.Module):
         self.config = config = config or AMPSCConfig()
         args = (config.downsampling, config.width, config.latent_channels, config.kernel_size)
         self.encoder = Encoder(*args)
-        self.quantizer = ScalarQuantizer(config.num_bits)
+        self.digitizer = ScalarQuantizer(config.num_bits)
         self.decoder = Decoder(*args)
+        self.head = None
         # built last, so the encoder and decoder draw the same initial weights with or without IRSNet
         self.restorer = IRSNet(config.latent_channels, config.irsnet_width) if config.irsnet else None
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return MODES
+
+    @property
+    def sample_kind(self) -> str:
+        """The bundled sample images this model takes: ``"cifar"`` (32x32) or ``"kodak"`` (256x256, hr preset)."""
+        return "cifar" if self.config.preset == "cifar" else "kodak"
 
     def payload_bits(self, image_size: int | tuple[int, int]) -> int:
         """Bits sent per image of ``image_size`` (``H`` or ``(H, W)``), before any channel code."""
@@ -285,17 +299,18 @@ class AMPSC(nn.Module):
             raise ValueError("restore=True but this model has no restorer (built with irsnet=False)")
         return bool(restore)
 
-    def forward(
+    def run(
         self,
         x: torch.Tensor,
+        *,
+        link: Callable[..., torch.Tensor] | None,
+        snr_db: float | torch.Tensor | None,
         mode: str,
-        link: Callable[..., torch.Tensor] | None = None,
-        snr_db: float | torch.Tensor | None = None,
+        generator: torch.Generator | None,
         mask_ratio: float = 0.0,
-        generator: torch.Generator | None = None,
         restore: bool | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Run the chain in one mode.
+    ) -> SystemOutput:
+        """Run the chain in one mode (called as ``model(x, link=..., snr_db=..., mode=..., ...)``).
 
         Input
         -----
@@ -304,15 +319,16 @@ class AMPSC(nn.Module):
         mode : str
             ``"analog"``: bounded features straight to the decoder (Step 1, eq. 8; the Conventional
             benchmark). ``"relaxed"``: bounded features ``+ alpha N(0, 1)`` (Step 2, eq. 10; Step 4,
-            eqs. 14, 18). ``"digital"``: round to the payload, send it through ``link``, dequantize
-            (Steps 3 and 5, eqs. 12, 16, 20; testing). The encoder runs without gradients in digital
-            mode: rounding and bits are not differentiable, so nothing could reach it.
-        link : module, digital mode only
-            Any digisem link called as ``link(payload, num_bits=b, snr_db=snr_db, generator=generator)``:
-            ``BSCLink(0.0125)``, ``BSCLink(modulation="16qam")``, ``BitLink("16qam", "awgn")``, ...
+            eqs. 14, 18). ``"digital"`` (default): round to the payload, send it through ``link``,
+            dequantize (Steps 3 and 5, eqs. 12, 16, 20; testing). The encoder runs without gradients
+            in digital mode: rounding and bits are not differentiable, so nothing could reach it.
+        link : bit link, digital mode only
+            Called as ``link(payload, num_bits=b, snr_db=snr_db, generator=generator)``:
+            ``BSCLink(0.0125)``, ``"bsc"`` (p from 16-QAM at Eb/N0), ``"16qam-awgn"``, ...; None
+            delivers the payload without errors.
         snr_db : float or [B], digital mode only
-            Passed to the link, in the link's convention (Eb/N0 for ``BSCLink(modulation=...)``, Es/N0
-            per complex symbol for ``BitLink``).
+            Passed to the link, in the link's convention (Eb/N0 for ``"bsc"``, Es/N0 per complex
+            symbol for bit links).
         mask_ratio : float
             MATK probability applied to the received features (paper: ``2p`` in Steps 3 and 4, 0 else).
         generator : torch.Generator, optional
@@ -324,41 +340,38 @@ class AMPSC(nn.Module):
 
         Output
         ------
-        dict with
+        :class:`SystemOutput` with
             ``x_hat : [B, 3, H, W]`` reconstruction in (0, 1);
+            ``payload`` / ``received : [B, C, h, w], int64`` in ``[0, 2^b - 1]`` as sent and as the
+            link returned it (digital mode; None otherwise), ``bits_per_image``,
+            ``channel_uses_per_image``;
             ``features : [B, C, h, w]`` bounded encoder output (feature units);
             ``transmitted : [B, C, h, w]`` what entered the channel, in feature units: the rounded
             levels (digital), the relaxed features (relaxed) or ``features`` (analog);
-            ``received : [B, C, h, w]`` after the link and MATK, before the restorer;
-            ``restored : [B, C, h, w]`` after the restorer (``received`` when it does not run);
-            digital mode only: ``payload : [B, C, h, w], int64`` in ``[0, 2^b - 1]`` as sent and
-            ``received_payload`` (same) as the link returned it.
+            ``received_features : [B, C, h, w]`` after the link and MATK, before the restorer;
+            ``restored : [B, C, h, w]`` after the restorer (``received_features`` when it does not run).
         """
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}: use one of {MODES}")
         self._check_images(x)
-        if mode == "digital" and link is None:
-            raise ValueError("digital mode needs a link, e.g. BSCLink(0.0125) or BitLink('16qam', 'awgn')")
         if mode != "digital" and (link is not None or snr_db is not None):
             raise ValueError(f"mode {mode!r} has no channel: link and snr_db are only used with mode='digital'")
         runs_restorer = self._runs_restorer(mode, restore)
-        outputs: dict[str, torch.Tensor] = {}
+        payload = received_payload = None
         if mode == "digital":
             with torch.no_grad():
-                features = self.quantizer.bounded(self.encoder(x))
-            payload = self.quantizer.quantize(features)
-            received_payload = link(payload, num_bits=self.config.num_bits, snr_db=snr_db, generator=generator)
-            transmitted = self.quantizer.dequantize(payload, features.dtype)
-            received = self.quantizer.dequantize(received_payload, features.dtype)
-            outputs.update(payload=payload, received_payload=received_payload)
+                features = self.digitizer.bounded(self.encoder(x))
+            payload = self.digitizer.to_payload(features)
+            received_payload = self.send(payload, link, snr_db, generator)
+            transmitted = self.digitizer.from_payload(payload, features.dtype)
+            received = self.digitizer.from_payload(received_payload, features.dtype)
         else:
-            features = self.quantizer.bounded(self.encoder(x))
-            transmitted = self.quantizer.relaxed(features, self.config.alpha, generator) if mode == "relaxed" else features
+            features = self.digitizer.bounded(self.encoder(x))
+            transmitted = self.digitizer.relaxed(features, self.config.alpha, generator) if mode == "relaxed" else features
             received = transmitted
         received = mask_attack(received, mask_ratio, generator)
         restored = self.restorer(received) if runs_restorer else received
         x_hat = self.decoder(restored)
-        return {"x_hat": x_hat, "features": features, "transmitted": transmitted, "received": received, "restored": restored, **outputs}
+        return SystemOutput(x_hat=x_hat, payload=payload, received=received_payload, **self.accounting(payload, link),
+                            features=features, transmitted=transmitted, received_features=received, restored=restored)
 
 
 def _outputs_entry(outputs: dict[str, torch.Tensor], key: str) -> torch.Tensor:

@@ -4,7 +4,8 @@ An encoder maps a 32x32 image to logits over the PAM levels of each real dimensi
 uses; a straight-through Gumbel-softmax (:class:`~digisem.digitize.LearnedConstellation`) picks the
 levels; each example's symbols are scaled to unit average energy and sent over a
 :class:`~digisem.link.SymbolLink`; an optional denoiser (SCDM, the MMSE estimator) cleans the
-received symbols; a decoder reconstructs the image (and optionally classifies it).
+received symbols; a decoder reconstructs the image (and optionally classifies it). The link is any
+symbol link (``"awgn"``, ``"rayleigh"`` with perfect-CSI equalization, ``"mimo-8x4-svd"``, ...).
 
 SNR convention: ``snr_db`` is Es/N0 per complex symbol; symbols have unit average energy per example,
 so the AWGN noise per complex symbol has variance ``N0 = 10^(-snr_db / 10)`` (``N0 / 2`` per real
@@ -22,8 +23,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..digitize import LearnedConstellation
-from ..link import SymbolLink, normalize_power
+from ..link import normalize_power
 from ..nn import ResidualBlock
+from .base import SampleCheck, System, SystemOutput, register_system
 from .config import DictConfig
 
 IMAGE_SIZE = 32
@@ -126,8 +128,12 @@ Denoiser = Callable[..., torch.Tensor]
 """``denoiser(received [B, n] complex, snr_db, generator=...) -> [B, n] complex`` (SCDM, MMSE)."""
 
 
-class JCM(nn.Module):
-    """The JCM codec: named parts ``encoder``, ``constellation``, ``decoder``.
+@register_system("jcm", config=JCMConfig, snr_kind="esn0", default_link="awgn", default_snrs="-18:18:6", sample_check=SampleCheck(snr_db=6.0, link="awgn"))
+class JCM(System):
+    """The JCM codec: parts ``encoder``, ``digitizer`` (the learned constellation), ``restorer``
+    (None; a symbol denoiser such as SCDM or :class:`~digisem.systems.scdm.MMSEDenoiser` via
+    :meth:`~digisem.systems.base.System.with_parts`), ``decoder`` (with the classification head
+    inside when ``classes > 0``).
 
     Parameters
     ----------
@@ -137,20 +143,25 @@ class JCM(nn.Module):
     Example
     -------
     >>> model = JCM(JCMConfig(order=16, width=8)).eval()
-    >>> out = model(torch.rand(2, 3, 32, 32), snr_db=10.0)
-    >>> out["symbols"].shape, out["x_hat"].shape
+    >>> out = model(torch.rand(2, 3, 32, 32), link="awgn", snr_db=10.0)
+    >>> out["payload"].shape, out["x_hat"].shape
     (torch.Size([2, 128]), torch.Size([2, 3, 32, 32]))
     """
 
     def __init__(self, config: JCMConfig | None = None):
         super().__init__()
         self.config = config = config or JCMConfig()
-        self.constellation = LearnedConstellation(config.order, config.temperature)
-        self.encoder = JCMEncoder(config.width, self.constellation.real_dims(config.channel_uses), self.constellation.num_levels)
+        self.digitizer = LearnedConstellation(config.order, config.temperature)
+        self.encoder = JCMEncoder(config.width, self.digitizer.real_dims(config.channel_uses), self.digitizer.num_levels)
         self.decoder = JCMDecoder(config.width, config.channel_uses, config.decoder_blocks, config.classes)
-        self.link = SymbolLink("awgn")
+        self.restorer = None
+        self.head = None
         # transmitted symbols of training images: the empirical prior of the MMSE estimator (re, im)
         self.register_buffer("symbol_prior", torch.zeros(config.prior_size, 2))
+
+    @property
+    def task(self) -> str:
+        return "reconstruction"
 
     def _check_images(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
@@ -161,46 +172,39 @@ class JCM(nn.Module):
     def transmit(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The unit-energy symbols an image batch sends: ``x [B, 3, 32, 32]`` -> ``[B, n], complex64``."""
         self._check_images(x)
-        return normalize_power(self.constellation(self.encoder(x), generator))
+        return normalize_power(self.digitizer.to_payload(self.encoder(x), generator))
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        snr_db: float | torch.Tensor | None = None,
-        denoiser: Denoiser | None = None,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Send ``x`` over the AWGN symbol link at ``snr_db`` and decode.
+    def run(self, x, *, link, snr_db, mode, generator, **options) -> SystemOutput:
+        """Send ``x`` over a symbol link at ``snr_db`` and decode (no options).
 
         Input
         -----
         x : [B, 3, 32, 32], float in [0, 1]
+        link : symbol link or spec (``"awgn"``, ``"rayleigh"``, ``"mimo-8x4-svd"``); None: noiseless.
         snr_db : float or [B], optional
-            Es/N0 in dB per complex symbol; None sends without noise.
-        denoiser : callable, optional
-            Applied to the received symbols before the decoder, with the same ``snr_db``.
+            Es/N0 in dB per complex symbol.
         generator : torch.Generator, optional
-            Drives the Gumbel noise (training), the channel noise and the denoiser, in that order.
+            Drives the Gumbel noise (training), the channel noise and the restorer, in that order.
 
         Output
         ------
-        dict with ``x_hat [B, 3, 32, 32]`` in (0, 1); ``symbols [B, n]`` as sent (complex64, unit
-        energy per example); ``received [B, n]`` after the channel; ``restored [B, n]`` what the
-        decoder saw; ``class_logits [B, classes]`` when the model has a classification head.
+        :class:`SystemOutput` with ``x_hat [B, 3, 32, 32]`` in (0, 1); ``payload [B, n]`` as sent
+        (complex64, unit energy per example); ``received [B, n]`` after the channel; ``restored
+        [B, n]`` what the decoder saw (after the restorer, if any); ``logits [B, classes]`` when the
+        model has a classification head.
         """
+        if options:
+            raise TypeError(f"JCM takes no options, got {sorted(options)}")
         symbols = self.transmit(x, generator)
-        received = symbols if snr_db is None else self.link(symbols, snr_db, generator).symbols
-        if denoiser is not None:
+        received = self.send(symbols, link, snr_db, generator)
+        if self.restorer is not None:
             if snr_db is None:
-                raise ValueError("a denoiser needs the channel snr_db")
-            restored = denoiser(received, snr_db, generator=generator)
+                raise ValueError("a restorer (denoiser) needs the channel snr_db")
+            restored = self.restorer(received, snr_db, generator=generator)
         else:
             restored = received
-        x_hat, class_logits = self.decoder(restored)
-        outputs = {"x_hat": x_hat, "symbols": symbols, "received": received, "restored": restored}
-        if class_logits is not None:
-            outputs["class_logits"] = class_logits
-        return outputs
+        x_hat, logits = self.decoder(self.digitizer.from_payload(restored))
+        return SystemOutput(x_hat=x_hat, logits=logits, payload=symbols, received=received, restored=restored, **self.accounting(symbols, link))
 
     @torch.no_grad()
     def transmit_all(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
@@ -231,10 +235,10 @@ class JCM(nn.Module):
 def reconstruction_loss(outputs: dict[str, torch.Tensor], x: torch.Tensor, labels: torch.Tensor | None = None, class_weight: float = 0.0) -> torch.Tensor:
     """MSE between ``x_hat`` and ``x`` (per pixel, images in [0, 1]) plus ``class_weight`` x cross-entropy."""
     loss = F.mse_loss(outputs["x_hat"], x)
-    if class_weight and "class_logits" in outputs:
+    if class_weight and outputs.get("logits") is not None:
         if labels is None:
             raise ValueError("the classification term needs labels")
-        loss = loss + class_weight * F.cross_entropy(outputs["class_logits"], labels)
+        loss = loss + class_weight * F.cross_entropy(outputs["logits"], labels)
     return loss
 
 

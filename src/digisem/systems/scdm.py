@@ -30,8 +30,8 @@ from torch.nn import functional as F
 
 from ..link.constellation import check_symbols
 from ..nn import TransformerBlock
+from .base import FAMILIES, SampleCheck, register_system
 from .config import DictConfig
-from .jcm import JCMConfig, JCMDecoder
 
 SNR_TOLERANCE_STEPS = 0.5
 """An SNR may lie up to half a step beyond ``sigma_max`` (rounding to step N) before it is refused."""
@@ -324,6 +324,18 @@ class SamplerConfig:
         return f"PC (L={corrections})" if corrections else "predictor only"
 
 
+SAMPLERS: dict[str, SamplerConfig] = {
+    "pc": SamplerConfig(),
+    "pc1": SamplerConfig(corrector_steps=1),
+    "predictor": SamplerConfig(corrector="none"),
+    "ode": SamplerConfig(predictor="ode", corrector="none"),
+    "tweedie": SamplerConfig(tweedie=True),
+}
+"""The named samplers (``digisem eval --sampler``, the sampler study): ``pc`` the paper's (reverse
+diffusion + 2 Langevin steps, r = 0.16), ``pc1`` (1 Langevin step), ``predictor`` (no corrector),
+``ode`` (probability flow), ``tweedie`` (one network evaluation)."""
+
+
 def _langevin(x, score_fn, sigma, v, r, steps, generator):
     """Eq. 11 at level ``sigma``: ``x + e s + sqrt(2 e) z`` with ``e = 2 (r ||z|| / ||s||)^2`` per example."""
     for _ in range(steps):
@@ -393,7 +405,9 @@ def tweedie(score_fn: ScoreFn, noisy: torch.Tensor, sigma: torch.Tensor) -> torc
 class SCDMConfig(DictConfig):
     """An SCDM: its noise schedule, score network, default sampler, and the codec it was trained on.
 
-    ``codec`` is the JCM config (needed for the jointly trained decoder, ``joint_decoder=True``).
+    ``codec`` is the config of the codec (family ``codec_system``, registered in
+    :data:`~digisem.systems.base.FAMILIES`) whose symbols it denoises; its decoder's architecture is
+    the jointly trained decoder's (``joint_decoder=True``).
     """
 
     sigma_min: float = 0.01
@@ -403,8 +417,11 @@ class SCDMConfig(DictConfig):
     sampler: dict[str, Any] = field(default_factory=dict)
     codec: dict[str, Any] = field(default_factory=dict)
     joint_decoder: bool = False
+    codec_system: str = "jcm"
 
 
+@register_system("scdm", config=SCDMConfig, kind="restorer", snr_kind="esn0", default_link="awgn", default_snrs="-18:18:6",
+                 sample_check=SampleCheck(snr_db=-6.0, link="awgn"))
 class SCDM(nn.Module):
     """Score-based channel denoising model: a plug-in receiver block for received symbols.
 
@@ -428,8 +445,7 @@ class SCDM(nn.Module):
         self.sampler = SamplerConfig(**config.sampler)
         self.decoder = None
         if config.joint_decoder:
-            codec = JCMConfig.from_dict(config.codec)
-            self.decoder = JCMDecoder(codec.width, codec.channel_uses, codec.decoder_blocks, codec.classes)
+            self.decoder = FAMILIES[config.codec_system].build(config.codec).decoder
 
     def forward(self, received: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None, sampler: SamplerConfig | None = None) -> torch.Tensor:
         check_symbols(received, "received")

@@ -19,17 +19,15 @@ The codebook itself is :class:`digisem.digitize.VectorQuantizer`; the attacks ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..digitize import VectorQuantizer
-from ..link.links import normalize_power
+from ..digitize import AnalogSymbols, VectorQuantizer
 from ..nn import TransformerBlock
+from .base import SampleCheck, System, SystemOutput, register_system
 from .config import DictConfig
 
 TASKS = ("classification", "reconstruction")
@@ -243,24 +241,28 @@ class MaskedVQVAEConfig(DictConfig):
         return (self.image_size // self.patch) ** 2
 
 
-class MaskedVQVAE(nn.Module):
-    """The masked VQ-VAE semantic communication system: named parts ``encoder`` (patch embedding,
-    positional embedding, ViT blocks, projection to the code dimension), ``quantizer`` (the shared
-    codebook), ``decoder`` (mask token, positional embedding, ViT blocks) and ``head``.
+@register_system("vqvae", config=MaskedVQVAEConfig, snr_kind="esn0", default_link="16qam-mimo-8x4-svd-ldpc-1/2", default_snrs="-9:18:3",
+                 sample_check=SampleCheck(snr_db=3.0, link=None))
+class MaskedVQVAE(System):
+    """The masked VQ-VAE semantic communication system: parts ``encoder`` (patch embedding,
+    positional embedding, ViT blocks, projection to the code dimension), ``digitizer`` (the shared
+    codebook, :class:`~digisem.digitize.VectorQuantizer`; :class:`~digisem.digitize.AnalogSymbols`
+    for the JSCC twin), ``decoder`` (mask token, positional embedding, ViT blocks) and ``head``.
 
-    Call: ``model(x, snr_db=None, link=None, generator=None, masking_weights=None)`` with ``x : [B, 3,
-    H, W]`` in [0, 1]. With a ``link`` (e.g. ``BitLink("16qam", "mimo-8x4-svd", code=LDPC...)``) the
-    codebook indices travel as ``bits_per_index``-bit integers and the receiver looks the received
-    indices up in its copy of the codebook (straight-through gradient to the encoder); without one
-    the indices arrive intact. ``snr_db`` (in the link's convention) is also the FIMs' SNR input (0
-    when None). Masking (``mask_ratio`` of the patches, uniform or by ``masking_weights``) applies in
-    training and in transmission alike: masked patches are never sent.
+    Call: ``model(x, link=None, snr_db=None, generator=None, masking_weights=None)`` with ``x : [B, 3,
+    H, W]`` in [0, 1]. With a ``link`` (e.g. ``"16qam-mimo-8x4-svd-ldpc-1/2"``) the codebook indices
+    travel as ``bits_per_index``-bit integers and the receiver looks the received indices up in its
+    copy of the codebook (straight-through gradient to the encoder); without one the indices arrive
+    intact. ``snr_db`` (in the link's convention) is also the FIMs' SNR input (0 when None). Masking
+    (``mask_ratio`` of the patches, uniform or by ``masking_weights``) applies in training and in
+    transmission alike: masked patches are never sent. Mode: ``digital`` (or ``analog`` for the JSCC
+    twin, ``transmission="analog"``, over a symbol link).
 
-    Output dict: ``logits [B, classes]`` (classification) or ``x_hat [B, 3, H, W]`` (reconstruction);
-    ``kept [B, K]`` patch indices; ``indices`` / ``received_indices [B, K]`` (digital only);
-    ``features [B, K, D]`` (encoder output ``z_e``); ``vq_losses`` (codebook, commitment; empty when
-    analog, where ``link`` is a :class:`~digisem.link.SymbolLink`); ``fim_logits`` (one ``[B, classes]``
-    per FIM layer, for eq. 16).
+    Output :class:`SystemOutput`: ``logits [B, classes]`` (classification) or ``x_hat [B, 3, H, W]``
+    (reconstruction); ``payload`` / ``received`` (``[B, K]`` indices, or ``[B, K D / 2]`` complex
+    symbols when analog); ``kept [B, K]`` patch indices; ``features [B, K, D]`` (encoder output
+    ``z_e``); ``vq_losses`` (codebook, commitment; empty when analog); ``fim_logits`` (one
+    ``[B, classes]`` per FIM layer, for eq. 16).
     """
 
     def __init__(self, config: MaskedVQVAEConfig | None = None):
@@ -269,7 +271,8 @@ class MaskedVQVAE(nn.Module):
         patch_pixels = 3 * config.patch * config.patch
         self.encoder = _PatchEncoder(patch_pixels, config.patches, config.width, config.depth, config.heads, config.code_dim)
         self.fims = nn.ModuleDict({str(layer): FeatureImportanceModule(config.width, config.classes, config.fim_threshold) for layer in config.fim_layers})
-        self.quantizer = VectorQuantizer(config.codebook_size, config.code_dim, config.beta) if config.transmission == "digital" else None
+        self.digitizer = VectorQuantizer(config.codebook_size, config.code_dim, config.beta) if config.transmission == "digital" else AnalogSymbols()
+        self.restorer = None
         if config.masking == "noise":
             self.register_buffer("noise_profile", torch.zeros(config.patches))
         self.decoder = _MaskedDecoder(config.code_dim, config.patches, config.decoder_width, config.decoder_depth, max(1, config.heads // 2))
@@ -278,6 +281,14 @@ class MaskedVQVAE(nn.Module):
             self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, config.classes))
         else:
             self.head = nn.Linear(config.decoder_width, patch_pixels)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return (self.config.transmission,)
+
+    @property
+    def task(self) -> str:
+        return self.config.task
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` -> ``[B, N, 3 p^2]`` patches in row-major order."""
@@ -292,14 +303,8 @@ class MaskedVQVAE(nn.Module):
         grid = patches.reshape(patches.shape[0], side, side, 3, p, p).permute(0, 3, 1, 4, 2, 5)
         return grid.reshape(patches.shape[0], 3, side * p, side * p)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        snr_db: float | torch.Tensor | None = None,
-        link: Callable[..., torch.Tensor] | None = None,
-        generator: torch.Generator | None = None,
-        masking_weights: torch.Tensor | None = None,
-    ) -> dict[str, Any]:
+    def run(self, x, *, link, snr_db, mode, generator, masking_weights: torch.Tensor | None = None) -> SystemOutput:
+        """The chain (see the class docstring); ``masking_weights [N]`` overrides the masking profile."""
         config = self.config
         patches = self.patchify(x)
         if masking_weights is None and config.masking == "noise" and float(self.noise_profile.sum()) > 0:
@@ -315,18 +320,20 @@ class MaskedVQVAE(nn.Module):
                 tokens = out["features"]
                 fim_logits.append(out["logits"])
         features = self.encoder.project(self.encoder.norm(tokens))
-        outputs: dict[str, Any] = {"kept": kept, "features": features, "fim_logits": fim_logits}
-        if self.quantizer is None:
-            received = self._send_analog(features, snr_db, link, generator)
+        outputs = SystemOutput(kept=kept, features=features, fim_logits=fim_logits)
+        if config.transmission == "analog":
+            payload = self.digitizer.to_payload(features)
+            received_payload = self.send(payload, link, snr_db, generator)
+            received = self.digitizer.from_payload(received_payload, features.shape)
             outputs["vq_losses"] = {}
         else:
-            received, indices, vq_losses = self.quantizer(features)
-            received_indices = indices
+            received, payload, vq_losses = self.digitizer(features)
+            received_payload = payload
             if link is not None:
-                received_indices = link(indices, num_bits=self.quantizer.bits_per_index, snr_db=snr_db, generator=generator)
-                received_indices = received_indices.clamp(0, config.codebook_size - 1)
-                received = received + (self.quantizer.lookup(received_indices) - received).detach()
-            outputs.update(indices=indices, received_indices=received_indices, vq_losses=vq_losses)
+                received_payload = self.send(payload, link, snr_db, generator).clamp(0, config.codebook_size - 1)
+                received = received + (self.digitizer.from_payload(received_payload) - received).detach()
+            outputs["vq_losses"] = vq_losses
+        outputs.update(payload=payload, received=received_payload, **self.accounting(payload, link))
         hidden = self.decoder(received, kept)
         if config.task == "classification":
             outputs["logits"] = self.head(hidden.mean(1))
@@ -347,17 +354,9 @@ class MaskedVQVAE(nn.Module):
         else:
             self.noise_profile.mul_(momentum).add_((1 - momentum) * profile)
 
-    @staticmethod
-    def _send_analog(features: torch.Tensor, snr_db: float | torch.Tensor | None, link: Callable[..., Any] | None, generator: torch.Generator | None) -> torch.Tensor:
-        """JSCC: ``features [B, K, D]`` -> ``[B, K D / 2]`` unit-energy complex symbols -> ``link`` -> back to ``[B, K, D]``."""
-        symbols = normalize_power(torch.view_as_complex(features.reshape(features.shape[0], -1, 2).contiguous()))
-        if link is not None:
-            symbols = link(symbols, snr_db=snr_db, generator=generator).symbols
-        return torch.view_as_real(symbols).reshape(features.shape)
-
     def symbols_per_image(self, bits_per_symbol: int, code_rate: float = 1.0) -> float:
         """Transmitted symbols per image: Table I's formula with this model's sizes (digital), or
         ``K code_dim / 2`` complex symbols (analog; the arguments are then unused)."""
-        if self.quantizer is None:
+        if self.config.transmission == "analog":
             return self.config.patches * (1 - self.config.mask_ratio) * self.config.code_dim / 2
-        return masked_vqvae_symbols(self.config.image_size, self.config.image_size, self.quantizer.bits_per_index, 1 - self.config.mask_ratio, self.config.patch, bits_per_symbol, code_rate)
+        return masked_vqvae_symbols(self.config.image_size, self.config.image_size, self.digitizer.bits_per_index, 1 - self.config.mask_ratio, self.config.patch, bits_per_symbol, code_rate)

@@ -22,22 +22,14 @@ determines it, so systems that share a prefix train it once.
 
 from __future__ import annotations
 
-import copy
-import time
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch.utils.data import TensorDataset
-
-from ..data import CIFAR10, ImageFolder, Kodak24, Urban100, sample_images
-from ..evaluate import average_over, evaluate_images
-from ..io import run_metadata, write_json
 from ..link import BSCLink
-from ..systems.ampsc import AMPSC, STEP_LOSSES, AMPSCConfig
-from .loop import Stage, default_device, distributed_context, fit_stage
-from .recipe import RecipeError, stage_key
-from .run import write_run_folder
+from ..systems.ampsc import AMPSC, STEP_LOSSES
+from ..systems.base import RecipeContext, RecipeSpec, Stage, images_of, register_recipe
+from .recipe import RecipeError
 
 STEPS = {
     1: {"mode": "analog", "parts": ("encoder", "decoder"), "masked": False, "restore": False},
@@ -51,6 +43,24 @@ RESTORER_PARTS = ("restorer",)
 """Steps that leave IRSNet untrained are shared between models with and without it."""
 
 
+@dataclass
+class AMPTraining:
+    """The ``train`` section of an AMP recipe: ``p``, the BSC flip probability of the digital steps."""
+
+    p: float = 0.0125
+
+
+@dataclass
+class AMPStep:
+    """One ``schedule`` entry: AMP ``step`` (1-5), ``epochs``, ``lr`` and the MATK ``mask_ratio``
+    (default ``2p`` on the masked steps 3 and 4, 0 on the others)."""
+
+    step: int
+    epochs: int
+    lr: float
+    mask_ratio: float | None = None
+
+
 def step_loss(model: AMPSC, step: int, p: float, mask_ratio: float):
     """The loss callable of one AMP step for :func:`~digisem.train.loop.fit_stage`."""
     spec = STEPS[step]
@@ -59,11 +69,9 @@ def step_loss(model: AMPSC, step: int, p: float, mask_ratio: float):
     link = BSCLink(p=p) if spec["mode"] == "digital" else None
 
     def loss(model_call, batch, generator):
-        # (images, labels) from CIFAR-10 and TensorDataset, bare images from image folders
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        out = model_call(images, spec["mode"], link=link, snr_db=None, mask_ratio=mask_ratio, generator=generator, restore=with_restorer)
-        value = loss_of_step(out, images)
-        return value, {}
+        images = images_of(batch)
+        out = model_call(images, link=link, snr_db=None, mode=spec["mode"], mask_ratio=mask_ratio, generator=generator, restore=with_restorer)
+        return loss_of_step(out, images), {}
 
     return loss
 
@@ -73,115 +81,31 @@ def resolve_schedule(recipe: dict[str, Any]) -> list[dict[str, Any]]:
     p = float(recipe["train"]["p"])
     resolved = []
     for index, entry in enumerate(recipe["schedule"]):
-        unknown = set(entry) - {"step", "epochs", "lr", "mask_ratio"}
-        if unknown or "step" not in entry or entry["step"] not in STEPS:
-            raise RecipeError(f"schedule entry {index} {entry}: needs step in 1..5, epochs, lr (optional mask_ratio); unknown keys {sorted(unknown)}")
+        if entry["step"] not in STEPS:
+            raise RecipeError(f"recipe key schedule.{index}.step must be one of 1..5, got {entry['step']}")
+        if entry["epochs"] < 1:
+            raise RecipeError(f"recipe key schedule.{index}.epochs must be >= 1, got {entry['epochs']}")
         default_mask = 2 * p if STEPS[entry["step"]]["masked"] else 0.0
-        resolved.append({"step": int(entry["step"]), "epochs": int(entry["epochs"]), "lr": float(entry["lr"]), "mask_ratio": float(entry.get("mask_ratio", default_mask))})
+        mask = entry["mask_ratio"] if entry.get("mask_ratio") is not None else default_mask
+        resolved.append({"step": entry["step"], "epochs": entry["epochs"], "lr": entry["lr"], "mask_ratio": float(mask)})
     return resolved
 
 
-def training_dataset(data: dict[str, Any], root: str | None):
-    """The training set of a recipe's ``data`` section: CIFAR-10 train split, Urban100 random crops,
-    or ``samples`` (the bundled CIFAR sample images: for tests and smoke runs, no data folder needed)."""
-    if data["dataset"] == "samples":
-        return TensorDataset(sample_images("cifar")[0])
-    if data["dataset"] == "cifar10":
-        return CIFAR10(root, split="train", limit=data.get("train_limit"))
-    if data["dataset"] == "urban100":
-        return Urban100(root, crop=data["crop"], random_crop=True, random_flip=True)
-    raise RecipeError(f"unknown training dataset {data['dataset']!r}: use cifar10 or urban100")
+def amp_stages(context: RecipeContext) -> Iterator[Stage]:
+    """The AMP schedule: one stage per entry, each with its step's mode, trained parts and loss.
 
-
-def test_dataset(data: dict[str, Any], root: str | None, limit: int | None):
-    """The test set: CIFAR-10 test split, Kodak24 center crops (high resolution), or the bundled samples."""
-    if data["dataset"] == "samples":
-        return TensorDataset(sample_images("cifar")[0][:limit])
-    if data["dataset"] == "cifar10":
-        return CIFAR10(root, split="test", limit=limit)
-    if data.get("test_folder"):
-        return ImageFolder(data["test_folder"], crop=data.get("test_crop"), limit=limit)
-    return Kodak24(root, crop=data.get("test_crop"), limit=limit)
-
-
-def describe_dataset(name: str, dataset) -> str:
-    """How a results file names its test set, e.g. "CIFAR-10 test (JPEG copy)"."""
-    if name == "cifar10":
-        return "CIFAR-10 test" + (" (JPEG copy)" if getattr(dataset, "source", "") == "folder" else "")
-    return {"samples": "bundled sample images", "urban100": "Kodak24"}.get(name, name)
-
-
-def build_model(recipe: dict[str, Any]) -> AMPSC:
-    """A freshly initialized model (seeded by the recipe's seed)."""
-    torch.manual_seed(int(recipe["seed"]))
-    return AMPSC(AMPSCConfig.from_dict(recipe["model"]))
-
-
-def run_amp_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_root: str | None = None, *, resume: bool = False, progress: bool = True) -> Path:
-    """Train a recipe's schedule (reusing cached steps), evaluate it, and write its run folder.
-
-    Run folder ``runs_dir/<name>/``: ``config.yaml``, ``model.safetensors`` (with config and results
-    as metadata), ``log.jsonl``, ``results.json``, ``plots/psnr.png``. Returns the folder.
-    """
-    runs_dir = Path(runs_dir)
-    rank, _ = distributed_context()
-    device = default_device()
-    model = build_model(recipe)
+    A step's cache key leaves out the IRSNet settings while no step of the prefix has trained IRSNet,
+    so AMP-SC, SoftQ and SoftHe22 share their Steps 1-2."""
+    model, recipe = context.model, context.recipe
     schedule = resolve_schedule(recipe)
-    dataset = training_dataset(recipe["data"], data_root)
-    started = time.perf_counter()
-    logs: list[dict[str, Any]] = []
-    stage_dirs = []
+    p = float(recipe["train"]["p"])
     for index, entry in enumerate(schedule):
         prefix = schedule[: index + 1]
         trains_restorer = model.restorer is not None and any(STEPS[e["step"]]["restore"] for e in prefix)
         model_fingerprint = {k: v for k, v in recipe["model"].items() if trains_restorer or k not in RESTORER_KEYS}
-        fingerprint = {"system": "ampsc", "model": model_fingerprint, "data": recipe["data"], "train": recipe["train"], "seed": recipe["seed"], "schedule": prefix}
-        stage_dir = runs_dir / "_stages" / f"{stage_key(fingerprint)}-step{entry['step']}"
-        stage_dirs.append(stage_dir)
         parts = tuple(part for part in STEPS[entry["step"]]["parts"] if getattr(model, part) is not None)
-        stage = Stage(f"step{entry['step']}-{index}", entry["epochs"], entry["lr"], parts, step_loss(model, entry["step"], float(recipe["train"]["p"]), entry["mask_ratio"]))
-        if rank == 0 and not (stage_dir / "fingerprint.json").is_file():
-            write_json(stage_dir / "fingerprint.json", fingerprint)
-        logs += fit_stage(model, stage, dataset, stage_dir, batch_size=int(recipe["data"]["batch_size"]), seed=int(recipe["seed"]), device=device, progress=progress, resume=resume, optional_parts=RESTORER_PARTS)
-    train_seconds = time.perf_counter() - started
-    if rank != 0:
-        return runs_dir / recipe["name"]
-    return finish_run(model, recipe, logs, stage_dirs, runs_dir, data_root, train_seconds, progress)
+        yield Stage(f"step{entry['step']}-{index}", entry["epochs"], entry["lr"], parts, step_loss(model, entry["step"], p, entry["mask_ratio"]),
+                    fingerprint={"model": model_fingerprint, "schedule": prefix}, optional_parts=RESTORER_PARTS)
 
 
-def finish_run(model: AMPSC, recipe: dict[str, Any], logs: list[dict[str, Any]], stage_dirs: list[Path], runs_dir: Path, data_root: str | None, train_seconds: float, progress: bool) -> Path:
-    """Evaluate the trained model and write the run folder."""
-    from ..cli import parse_snr_range
-
-    run_dir = runs_dir / recipe["name"]
-    evaluation = recipe["eval"]
-    test_set = test_dataset(recipe["data"], data_root, evaluation.get("test_limit"))
-    started = time.perf_counter()
-    curves = evaluate_images(model.cpu(), test_set, parse_snr_range(str(evaluation["snr"])), evaluation["channel"], batch_size=int(evaluation.get("batch_size", 100)), seed=int(recipe["seed"]), progress=progress)
-    eval_seconds = time.perf_counter() - started
-    name = recipe.get("paper_name", recipe["name"])
-    summary = {"psnr_avg_0_18": round(average_over(curves, "psnr", 0.0, 18.0), 3)} if any(0 <= s <= 18 for s in curves["snr_db"]) else {}
-    results = {
-        "name": name,
-        "model": recipe["name"],
-        "description": recipe.get("description", ""),
-        "results": curves,
-        "summary": summary,
-        "meta": run_metadata(
-            int(recipe["seed"]),
-            "cpu",
-            dataset=describe_dataset(recipe["data"]["dataset"], test_set),
-            n_images=len(test_set),
-            channel=evaluation["channel"],
-            snr_kind="ebn0",
-            modulation="16qam",
-            psnr="mean over images of per-image PSNR (all channels, data range 1)",
-            train_seconds=round(train_seconds, 1),
-            eval_seconds=round(eval_seconds, 1),
-            stages=[str(d) for d in stage_dirs],
-            recipe=copy.deepcopy(recipe),
-        ),
-    }
-    weights_metadata = {"system": "ampsc", "config": recipe["model"], "recipe": recipe["name"], "name": name, "results": {"snr_db": curves["snr_db"], "psnr": curves["psnr"]}}
-    return write_run_folder(run_dir, recipe, model, weights_metadata, logs, results)
+AMP_RECIPE = register_recipe("ampsc", RecipeSpec(stages=amp_stages, sections={"train": AMPTraining, "schedule": list[AMPStep]}))

@@ -1,7 +1,7 @@
 """One generic training loop for every digisem recipe.
 
-A recipe is a sequence of :class:`Stage` objects (which named parts of the model train, for how many
-epochs, at which learning rate, with which loss). :func:`fit_stage` trains one stage with Adam and
+A recipe is a sequence of :class:`~digisem.systems.base.Stage` objects (which named parts of the
+model train, for how many epochs, at which learning rate, with which loss). :func:`fit_stage` trains one stage with Adam and
 cosine annealing, shows progress, and after every epoch writes one atomic checkpoint
 (``state.pt``: model, optimizer, scheduler, epoch, logs; loaded with ``weights_only=True``), the
 weights as ``model.safetensors`` and the log as ``log.jsonl``. A finished stage leaves
@@ -19,7 +19,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,33 +29,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm.auto import tqdm
 
 from ..io import derived_seed, write_json, write_jsonl
+from ..systems.base import Stage
 from ..weights import load_state, save_state, save_weights
-
-LossFn = Callable[[Callable[..., Any], Any, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
-"""``loss(model_call, batch, generator) -> (scalar loss, {name: float})``; ``model_call`` is the
-model (DDP-wrapped when distributed) and ``generator`` the epoch's noise generator (on the device)."""
-
-
-@dataclass
-class Stage:
-    """One training stage.
-
-    ``trainable`` names submodules of the model (e.g. ``("encoder", "decoder")``); all others are
-    frozen. The learning rate follows cosine annealing from ``lr`` to ``eta_min`` over ``epochs``.
-    ``max_batches`` caps the batches per epoch (None: the whole dataset). ``after_backward`` runs
-    between each backward pass and the optimizer step (e.g. removing an adversarial weight
-    perturbation that the loss added, so the gradient taken at the perturbed weights updates the
-    clean ones).
-    """
-
-    name: str
-    epochs: int
-    lr: float
-    trainable: tuple[str, ...]
-    loss: LossFn
-    eta_min: float = 1e-6
-    max_batches: int | None = None
-    after_backward: Callable[[], None] | None = None
 
 
 def distributed_context() -> tuple[int, int]:
@@ -165,7 +139,8 @@ def fit_stage(
             if index == total_batches:
                 break
             batch = _to_device(batch, device)
-            loss, values = stage.loss(model_call, batch, noise)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
+                loss, values = stage.loss(model_call, batch, noise)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"stage {stage.name!r}, epoch {epoch}: loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
@@ -194,7 +169,12 @@ def fit_stage(
 
 
 def _load_model_state(model: nn.Module, state: dict[str, torch.Tensor], optional_parts: tuple[str, ...], stage_dir: Path) -> None:
-    """Load ``state``; keys of ``optional_parts`` may be missing or extra, any other mismatch raises."""
+    """Load ``state``; keys of ``optional_parts`` may be missing, extra or of another shape (a shared
+    stage cached by a model whose untrained restorer had another width: the model keeps its own
+    initialization of those), any other mismatch raises."""
+    own = model.state_dict()
+    state = {key: value for key, value in state.items()
+             if key.split(".")[0] not in optional_parts or key not in own or own[key].shape == value.shape}
     missing, unexpected = model.load_state_dict(state, strict=False)
     mismatched = [key for key in missing + unexpected if key.split(".")[0] not in optional_parts]
     if mismatched:

@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-RECIPE_DIRS = (Path.cwd() / "recipes", Path(__file__).resolve().parents[3] / "recipes")
+RECIPE_DIRS = (Path.cwd() / "recipes", Path(__file__).resolve().parents[1] / "recipes")
+"""Where recipe names are looked up: ``./recipes`` (a user's own), then the package's recipes
+(``digisem/recipes/``, shipped as package data, so installed copies find them too)."""
 
 
 class RecipeError(ValueError):
@@ -103,16 +105,21 @@ def apply_override(recipe: dict[str, Any], override: str) -> None:
 
 
 def _parse_value(text: str, override: str) -> Any:
-    """A number if ``text`` is one (``3e-4`` included, which YAML 1.1 reads as a string), else YAML."""
+    """A number if ``text`` is one (``3e-4`` included, which YAML 1.1 reads as a string), else YAML;
+    text with a colon that YAML 1.1 would read as a base-60 number (``-18:18:6`` -> -65886) stays
+    text (an SNR range)."""
     for number in (int, float):
         try:
             return number(text)
         except ValueError:
             pass
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise RecipeError(f"cannot parse the value of override {override!r}: {err}") from err
+    if ":" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return text.strip()
+    return value
 
 
 def stage_key(fingerprint: dict[str, Any]) -> str:

@@ -18,8 +18,8 @@ epochs; the paper draws fresh channel noise every batch, this draws one realizat
 
 from __future__ import annotations
 
-import copy
-import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,46 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from ..io import atomic_write, derived_seed, run_metadata
-from ..systems.jcm import JCM, JCMConfig, parameter_count, reconstruction_loss
+from ..io import atomic_write, derived_seed
+from ..systems.base import RecipeContext, RecipeSpec, Stage, register_recipe
+from ..systems.jcm import JCM, reconstruction_loss
 from ..systems.scdm import SCDM, SCDMConfig, dsm_loss, sample, to_complex, to_real
 from ..weights import read_weights
-from .amp import test_dataset, training_dataset
-from .loop import Stage, default_device, distributed_context, fit_stage
+from .loop import distributed_context
 from .recipe import RecipeError, stage_key
-from .run import write_run_folder
 
-PAPER_NAMES = {"jcm": "JCM", "scdm": "SCDM"}
+
+@dataclass
+class JCMTraining:
+    """The ``train`` section of a JCM recipe: Es/N0 of training ``snr_db`` (dB per complex symbol),
+    ``epochs``, ``lr``, ``class_weight`` of the classification term, and the training ``link``
+    (a symbol channel spec, default AWGN)."""
+
+    snr_db: float
+    epochs: int
+    lr: float
+    class_weight: float = 0.0
+    link: str = "awgn"
+
+
+@dataclass
+class ScoreTraining:
+    """The ``train`` section of an SCDM recipe: score matching ``epochs``, ``lr``, ``batch_size``."""
+
+    epochs: int
+    lr: float
+    batch_size: int = 128
+
+
+@dataclass
+class JointTraining:
+    """The ``joint`` section (Stage 2): the decoder fine-tuned on SCDM outputs of ``images`` training
+    images for ``epochs`` (0 skips it) at ``lr`` with ``batch_size``."""
+
+    images: int = 2000
+    epochs: int = 0
+    lr: float = 1.0e-4
+    batch_size: int = 64
 
 
 def _images_of(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -53,36 +83,24 @@ def all_images(dataset: Dataset, limit: int | None = None) -> torch.Tensor:
     return torch.stack([_images_of(dataset[i])[0] for i in range(count)])
 
 
-def run_jcm_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_root: str | None = None, *, resume: bool = False, progress: bool = True) -> Path:
-    """Train a JCM codec at ``train.snr_db``, fit its symbol prior, evaluate it; returns the run folder."""
-    runs_dir = Path(runs_dir)
-    rank, _ = distributed_context()
-    torch.manual_seed(int(recipe["seed"]))
-    model = JCM(JCMConfig.from_dict(recipe["model"]))
-    train = recipe["train"]
-    snr_db, class_weight = float(train["snr_db"]), float(train.get("class_weight", 0.0))
+def jcm_stages(context: RecipeContext) -> Iterator[Stage]:
+    """Train a JCM codec at ``train.snr_db`` over ``train.link``, then fit its symbol prior (the MMSE
+    baseline's) on 2,000 training images."""
+    model, train = context.model, context.recipe["train"]
+    link = model.link_for(train["link"])
 
     def loss(model_call, batch, generator):
         images, labels = _images_of(batch)
-        outputs = model_call(images, snr_db=snr_db, generator=generator)
-        return reconstruction_loss(outputs, images, labels, class_weight), {}
+        outputs = model_call(images, link=link, snr_db=train["snr_db"], generator=generator)
+        return reconstruction_loss(outputs, images, labels, train["class_weight"]), {}
 
-    dataset = training_dataset(recipe["data"], data_root)
-    fingerprint = {"system": "jcm", "model": recipe["model"], "data": recipe["data"], "train": train, "seed": recipe["seed"]}
-    stage_dir = runs_dir / "_stages" / f"{stage_key(fingerprint)}-jcm"
-    stage = Stage("jcm", int(train["epochs"]), float(train["lr"]), ("encoder", "decoder"), loss)
-    started = time.perf_counter()
-    logs = fit_stage(model, stage, dataset, stage_dir, batch_size=int(recipe["data"]["batch_size"]), seed=int(recipe["seed"]), device=default_device(), progress=progress, resume=resume)
+    yield Stage("jcm", train["epochs"], train["lr"], ("encoder", "decoder"), loss)
     model.cpu()
-    model.fit_symbol_prior(all_images(dataset, 2000), torch.Generator().manual_seed(int(recipe["seed"])))
-    train_seconds = time.perf_counter() - started
-    if rank != 0:
-        return runs_dir / recipe["name"]
-    return _finish(model, recipe, {"system": "jcm", "config": recipe["model"]}, logs, runs_dir, data_root, train_seconds, progress)
+    model.fit_symbol_prior(all_images(context.train_set, 2000), torch.Generator().manual_seed(context.seed))
 
 
 def load_codec(source: str, runs_dir: str | Path = "runs") -> tuple[JCM, dict[str, Any], str]:
-    """The JCM named by a recipe's ``codec``: a run folder, a recipe name trained under ``runs_dir``, or a zoo name."""
+    """The codec named by a recipe's ``codec``: a run folder, a recipe name trained under ``runs_dir``, or a zoo name."""
     from .. import zoo
 
     candidates = [Path(runs_dir) / source, Path(source)]
@@ -91,8 +109,8 @@ def load_codec(source: str, runs_dir: str | Path = "runs") -> tuple[JCM, dict[st
         model, metadata = zoo.load(str(found) if found else source)
     except Exception as err:
         raise RecipeError(f"codec {source!r} not found as a run folder, trained recipe or zoo name: train it first (digisem train {source}) ({err})") from err
-    if metadata.get("system") != "jcm":
-        raise RecipeError(f"codec {source!r} is a {metadata.get('system')!r} model, not a JCM codec")
+    if getattr(model, "payload_kind", None) != "symbols" or not hasattr(model, "transmit_all"):
+        raise RecipeError(f"codec {source!r} is a {metadata.get('system')!r} model, not a symbol codec (JCM)")
     return model, metadata, str(found or source)
 
 
@@ -111,89 +129,57 @@ def denoised_training_set(scdm: SCDM, symbols: torch.Tensor, generator: torch.Ge
     return to_complex(denoised), steps
 
 
-def run_scdm_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_root: str | None = None, *, resume: bool = False, progress: bool = True) -> Path:
-    """Stage 1 (score matching on the frozen codec's symbols), Stage 2 (decoder fine-tuning on SCDM
-    outputs), evaluation; returns the run folder."""
-    runs_dir = Path(runs_dir)
-    rank, world_size = distributed_context()
-    if world_size > 1:
-        raise RecipeError("SCDM recipes train in one process (no DDP): run them without torchrun")
-    codec, codec_metadata, codec_source = load_codec(str(recipe["codec"]), runs_dir)
-    joint = recipe.get("joint", {"epochs": 0})
-    config = SCDMConfig.from_dict({**recipe["model"], "codec": codec_metadata["config"], "joint_decoder": int(joint["epochs"]) > 0})
-    torch.manual_seed(int(recipe["seed"]))
+def build_scdm(recipe: dict[str, Any], runs_dir: Path) -> SCDM:
+    """An SCDM for the recipe's ``codec`` (its joint decoder, if any, starts as the codec's)."""
+    codec, metadata, _ = load_codec(str(recipe["codec"]), runs_dir)
+    config = SCDMConfig.from_dict({**recipe["model"], "codec": metadata["config"], "codec_system": metadata["system"], "joint_decoder": recipe["joint"]["epochs"] > 0})
     model = SCDM(config)
     if model.decoder is not None:
         model.decoder.load_state_dict(codec.decoder.state_dict())
-    seed = int(recipe["seed"])
-    started = time.perf_counter()
-    images = all_images(training_dataset(recipe["data"], data_root), recipe["data"].get("train_limit"))
+    return model
+
+
+def scdm_stages(context: RecipeContext) -> Iterator[Stage]:
+    """Stage 1: score matching on the frozen codec's symbols of the training images; Stage 2 (when
+    ``joint.epochs > 0``): the decoder fine-tuned on SCDM outputs. The sampler does not change score
+    matching, so recipes that differ only in it share the score stage."""
+    _, world_size = distributed_context()
+    if world_size > 1:
+        raise RecipeError("SCDM recipes train in one process (no DDP): run them without torchrun")
+    model, recipe, seed = context.model, context.recipe, context.seed
+    codec, codec_metadata, codec_source = load_codec(str(recipe["codec"]), context.runs_dir)
+    images = all_images(context.train_set, recipe["data"]["train_limit"])
     symbols = codec.transmit_all(images)
     codec_key = stage_key({"codec": codec_source, "weights": codec_metadata.get("recipe"), "results": codec_metadata.get("results")})
-    # the sampler does not change score matching: recipes that differ only in it share the score stage
     score_model = {key: value for key, value in recipe["model"].items() if key != "sampler"}
-    fingerprint = {"system": "scdm", "codec": codec_key, "model": score_model, "data": recipe["data"], "train": recipe["train"], "seed": seed}
-    score_dir = runs_dir / "_stages" / f"{stage_key(fingerprint)}-score"
-    train = recipe["train"]
+    train, joint = recipe["train"], recipe["joint"]
 
     def score_loss(model_call, batch, generator):
         return dsm_loss(model.score, batch[0], model.schedule, generator), {}
 
-    score_stage = Stage("score", int(train["epochs"]), float(train["lr"]), ("score",), score_loss)
-    device = default_device()
-    logs = fit_stage(model, score_stage, TensorDataset(to_real(symbols)), score_dir, batch_size=int(train["batch_size"]), seed=seed, device=device,
-                     progress=progress, resume=resume, optional_parts=("decoder",))
-    if model.decoder is not None:
-        joint_dir = runs_dir / "_stages" / f"{stage_key({**fingerprint, 'sampler': recipe['model'].get('sampler'), 'joint': joint})}-joint"
-        count = min(int(joint["images"]), images.shape[0])
-        model.cpu()
-        inputs_file = joint_dir / "inputs.safetensors"
-        if inputs_file.is_file():
-            denoised = read_weights(inputs_file)[0]["denoised"]
-        else:
-            denoised = to_real(denoised_training_set(model, symbols[:count], torch.Generator().manual_seed(derived_seed(seed, "joint")), progress=progress)[0])
-            atomic_write(inputs_file, lambda tmp: save_file({"denoised": denoised.contiguous()}, str(tmp)))
-        joint_set = TensorDataset(denoised, images[:count])
-
-        def joint_loss(model_call, batch, generator):
-            coords, targets = batch
-            return reconstruction_loss({"x_hat": model.decoder(to_complex(coords))[0]}, targets), {}
-
-        joint_stage = Stage("joint", int(joint["epochs"]), float(joint["lr"]), ("decoder",), joint_loss)
-        logs += fit_stage(model, joint_stage, joint_set, joint_dir, batch_size=int(joint["batch_size"]), seed=seed, device=device, progress=progress, resume=resume)
-    train_seconds = time.perf_counter() - started
-    if rank != 0:
-        return runs_dir / recipe["name"]
-    metadata = {"system": "scdm", "config": config.to_dict(), "codec": codec_source}
-    return _finish(model.cpu(), recipe, metadata, logs, runs_dir, data_root, train_seconds, progress, codec=codec)
-
-
-def _finish(model, recipe: dict[str, Any], weights_metadata: dict[str, Any], logs: list[dict[str, Any]], runs_dir: Path, data_root: str | None,
-            train_seconds: float, progress: bool, codec: JCM | None = None) -> Path:
-    """Evaluate (JCM alone, or SCDM on its codec with the jointly trained decoder if any) and write the run folder."""
-    from ..cli import parse_snr_range
-    from ..evaluate import evaluate_symbol_system
-
-    evaluation = recipe["eval"]
-    test_set = test_dataset(recipe["data"], data_root, evaluation.get("test_limit"))
-    snrs = parse_snr_range(str(evaluation["snr"]))
-    started = time.perf_counter()
-    if codec is None:
-        curves = evaluate_symbol_system(model, test_set, snrs, batch_size=int(evaluation.get("batch_size", 100)), seed=int(recipe["seed"]), progress=progress)
+    yield Stage("score", train["epochs"], train["lr"], ("score",), score_loss, fingerprint={"codec": codec_key, "model": score_model, "joint": None},
+                dataset=TensorDataset(to_real(symbols)), batch_size=train["batch_size"], optional_parts=("decoder",))
+    context.extras.update(evaluated=codec.with_parts(restorer=model, decoder=model.decoder or codec.decoder),
+                          weights_metadata={"codec": codec_source, "config": model.config.to_dict()})
+    if model.decoder is None:
+        return
+    model.cpu()
+    count = min(joint["images"], images.shape[0])
+    joint_fingerprint = {"codec": codec_key}
+    inputs_file = context.stage_dir(Stage("joint", joint["epochs"], joint["lr"], ("decoder",), score_loss, fingerprint=joint_fingerprint)) / "inputs.safetensors"
+    if inputs_file.is_file():
+        denoised = read_weights(inputs_file)[0]["denoised"]
     else:
-        curves = evaluate_symbol_system(codec, test_set, snrs, denoiser=model, decoder=model.decoder, batch_size=int(evaluation.get("batch_size", 100)), seed=int(recipe["seed"]), progress=progress)
-    name = recipe.get("paper_name", PAPER_NAMES[recipe["system"]])
-    results = {
-        "name": name,
-        "model": recipe["name"],
-        "description": recipe.get("description", ""),
-        "results": curves,
-        "meta": run_metadata(
-            int(recipe["seed"]), "cpu", dataset="CIFAR-10 test" if recipe["data"]["dataset"] == "cifar10" else recipe["data"]["dataset"], n_images=len(test_set),
-            channel="awgn", snr_kind="esn0", modulation=f"learned {(codec or model).config.order}-ary",
-            psnr="mean over images of per-image PSNR (all channels, data range 1)", parameters=parameter_count(model),
-            train_seconds=round(train_seconds, 1), eval_seconds=round(time.perf_counter() - started, 1), recipe=copy.deepcopy(recipe),
-        ),
-    }
-    weights_metadata = {**weights_metadata, "recipe": recipe["name"], "name": name, "results": {"snr_db": curves["snr_db"], "psnr": curves["psnr"]}}
-    return write_run_folder(Path(runs_dir) / recipe["name"], recipe, model, weights_metadata, logs, results, plots=("psnr", "latent_mse"))
+        denoised = to_real(denoised_training_set(model, symbols[:count], torch.Generator().manual_seed(derived_seed(seed, "joint")), progress=context.progress)[0])
+        atomic_write(inputs_file, lambda tmp: save_file({"denoised": denoised.contiguous()}, str(tmp)))
+
+    def joint_loss(model_call, batch, generator):
+        coords, targets = batch
+        return reconstruction_loss({"x_hat": model.decoder(to_complex(coords))[0]}, targets), {}
+
+    yield Stage("joint", joint["epochs"], joint["lr"], ("decoder",), joint_loss, fingerprint=joint_fingerprint,
+                dataset=TensorDataset(denoised, images[:count]), batch_size=joint["batch_size"])
+
+
+JCM_RECIPE = register_recipe("jcm", RecipeSpec(stages=jcm_stages, sections={"train": JCMTraining}))
+SCDM_RECIPE = register_recipe("scdm", RecipeSpec(stages=scdm_stages, sections={"codec": str, "train": ScoreTraining, "joint": JointTraining}, build=build_scdm))

@@ -13,16 +13,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from ..data import labelled_samples, sample_images
+from ..link import link_snr_db
+from ..metrics import psnr
+from ..systems import FAMILIES
 from ..weights import CheckpointError, load_weights, read_weights
-
-SYSTEM_BUILDERS = {
-    "ampsc": ("digisem.systems.ampsc", "AMPSC", "AMPSCConfig"),
-    "jcm": ("digisem.systems.jcm", "JCM", "JCMConfig"),
-    "scdm": ("digisem.systems.scdm", "SCDM", "SCDMConfig"),
-    "vqvae": ("digisem.systems.vqvae", "MaskedVQVAE", "MaskedVQVAEConfig"),
-}
 
 
 def zoo_dir() -> Path:
@@ -71,15 +69,12 @@ def resolve_weights(source: str | Path) -> Path:
 
 
 def build_system(metadata: dict[str, Any]) -> nn.Module:
-    """An untrained model of the family and configuration recorded in a weights file's metadata."""
-    import importlib
-
+    """An untrained model of the family and configuration recorded in a weights file's metadata
+    (the family from the registry, :data:`digisem.systems.FAMILIES`)."""
     system = metadata.get("system")
-    if system not in SYSTEM_BUILDERS:
-        raise CheckpointError(f"weights metadata names system {system!r}; known systems: {sorted(SYSTEM_BUILDERS)}")
-    module_name, class_name, config_name = SYSTEM_BUILDERS[system]
-    module = importlib.import_module(module_name)
-    return getattr(module, class_name)(getattr(module, config_name).from_dict(metadata["config"]))
+    if system not in FAMILIES:
+        raise CheckpointError(f"weights metadata names system {system!r}; known systems: {FAMILIES.names()}")
+    return FAMILIES[system].build(metadata["config"])
 
 
 def load(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -94,68 +89,55 @@ def load(source: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), metadata
 
 
-SAMPLE_CHECKS = {
-    "ampsc": {"snr_db": 6.0, "channel": "bsc", "seed": 0},
-    "jcm": {"snr_db": 6.0, "channel": "awgn", "seed": 0},
-    "scdm": {"snr_db": -6.0, "channel": "awgn", "seed": 0},
-    "vqvae": {"snr_db": 3.0, "channel": "recorded link", "seed": 0},
-}
-"""Where a published model's score on the bundled samples is recorded (and re-checked by the tests):
-AMP-SC over the BSC at Eb/N0 6 dB; JCM over AWGN at Es/N0 6 dB; SCDM (with its jointly trained
-decoder, on its codec) over AWGN at Es/N0 -6 dB (PSNR); the masked VQ-VAE / JSCC classifiers over
-their training link at Es/N0 3 dB (accuracy and mean probability of the true class)."""
-
-
 def recorded_link(metadata: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``link`` section of the recipe a robust-semcom model was trained with (None: no link)."""
+    """The ``link`` section of the recipe a model was trained with (None: no link recorded)."""
     if "link" in metadata:
         return metadata["link"]
     return metadata.get("results", {}).get("meta", {}).get("link")
 
 
+def sample_system(model: nn.Module, metadata: dict[str, Any]) -> nn.Module:
+    """The system a loaded model is scored as: itself, or for a restorer (SCDM) the codec it was
+    trained on (``metadata["codec"]``) with the restorer and its jointly trained decoder in place."""
+    if FAMILIES[metadata["system"]].kind != "restorer":
+        return model
+    codec, _ = load(metadata["codec"])
+    return codec.with_parts(restorer=model, decoder=model.decoder or codec.decoder)
+
+
 def sample_score(model: nn.Module, metadata: dict[str, Any]) -> dict[str, float]:
-    """Score of a loaded system on the bundled sample images at its :data:`SAMPLE_CHECKS` point:
-    ``{"psnr": dB}`` for image systems, ``{"accuracy", "true_class_probability"}`` for classifiers."""
-    import torch
-
-    from ..data import sample_images
-    from ..metrics import psnr
-
-    system = metadata["system"]
-    check = SAMPLE_CHECKS[system]
-    generator = torch.Generator().manual_seed(check["seed"])
-    if system == "vqvae":
-        from ..train.robust import labelled_samples, make_link
-
+    """Score of a loaded model on the bundled sample images at its family's sample check
+    (:class:`~digisem.systems.base.SampleCheck`: AMP-SC over the BSC at Eb/N0 6 dB, JCM over AWGN at
+    Es/N0 6 dB, SCDM on its codec at -6 dB, the classifiers over their training link at 3 dB, ...):
+    ``{"psnr": dB}`` (mean over images) for image systems, ``{"accuracy", "true_class_probability"}``
+    for classifiers."""
+    check = FAMILIES[metadata["system"]].sample_check
+    if check is None:
+        raise CheckpointError(f"system {metadata['system']!r} has no sample check")
+    system = sample_system(model, metadata)
+    generator = torch.Generator().manual_seed(check.seed)
+    link = system.link_for(check.link if check.link is not None else recorded_link(metadata))
+    snr = link_snr_db(link, check.snr_db, check.snr_kind)
+    if system.task == "classification":
         images, labels = labelled_samples().tensors
         with torch.no_grad():
-            logits = model(images, snr_db=check["snr_db"], link=make_link(recorded_link(metadata)), generator=generator)["logits"]
+            logits = system(images, link=link, snr_db=snr, generator=generator)["logits"]
         probability = torch.softmax(logits, 1).gather(1, labels[:, None]).mean()
         return {"accuracy": float((logits.argmax(1) == labels).float().mean()), "true_class_probability": float(probability)}
-    images, _ = sample_images("cifar" if metadata["config"].get("preset", "cifar") == "cifar" else "kodak")
+    images, _ = sample_images(getattr(system, "sample_kind", "cifar"))
     with torch.no_grad():
-        if system == "ampsc":
-            from ..evaluate import make_image_link
-
-            x_hat = make_image_link(check["channel"]).send(model, images, check["snr_db"], generator)["x_hat"]
-        elif system == "jcm":
-            x_hat = model(images, snr_db=check["snr_db"], generator=generator)["x_hat"]
-        else:
-            codec, _ = load(metadata["codec"])
-            out = codec(images, snr_db=check["snr_db"], denoiser=model, generator=generator)
-            x_hat = (model.decoder or codec.decoder)(out["restored"])[0]
+        x_hat = system(images, link=link, snr_db=snr, generator=generator)["x_hat"]
     return {"psnr": float(psnr(x_hat, images, per_image=False))}
 
 
 def publish(run_dir: str | Path, name: str, codec: str | None = None, half: bool = False) -> Path:
     """Copy a run's weights into the zoo as ``<name>.safetensors`` with its recorded results and a
-    score on the bundled samples (:data:`SAMPLE_CHECKS`), and pin its sha256 in ``SHA256SUMS``.
+    score on the bundled samples (its family's sample check), and pin its sha256 in ``SHA256SUMS``.
     ``codec``: for an SCDM, the zoo name of the codec it denoises for (recorded in its metadata).
     ``half``: store floating-point weights as float16 (half the file); the sample PSNR is measured
     with the rounded weights, the recorded results are the run's (float32)."""
+    import dataclasses
     import json
-
-    import torch
 
     from ..io import atomic_write
     from ..weights import save_weights
@@ -172,9 +154,10 @@ def publish(run_dir: str | Path, name: str, codec: str | None = None, half: bool
                 if tensor.dtype.is_floating_point:
                     tensor.copy_(tensor.half().float())
         metadata["storage"] = "float16 (results measured with the float32 run weights)"
-    if metadata["system"] == "vqvae":
+    if recorded_link(metadata) is not None:
         metadata["link"] = recorded_link(metadata)
-    metadata["sample_check"] = {**SAMPLE_CHECKS[metadata["system"]], **sample_score(model, metadata)}
+    check = FAMILIES[metadata["system"]].sample_check
+    metadata["sample_check"] = {**dataclasses.asdict(check), **sample_score(model, metadata)}
     metadata["zoo_name"] = name
     metadata["licence"] = "Apache-2.0 (weights trained by digisem on CIFAR-10)"
     path = save_weights(model, zoo_dir() / f"{name}.safetensors", metadata, float_dtype=torch.float16 if half else None)

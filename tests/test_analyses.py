@@ -8,16 +8,19 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from digisem.analyses import (
+    accuracy_vs_epsilon,
+    accuracy_vs_keep_ratio,
     codebook_similarity,
+    embeddings,
     feature_activation_frequency,
+    interfered_eigenmodes,
     jpeg_link_classification,
     noise_masking_weights,
-    retrieval_recall_at_1,
-    symbols_sent,
     with_keep_ratio,
 )
-from digisem.systems.vqvae import MaskedVQVAE, MaskedVQVAEConfig
-from digisem.train.robust import make_link
+from digisem.link import MIMO, from_spec
+from digisem.metrics import recall_at_k
+from digisem.systems.vqvae import MaskedVQVAE, MaskedVQVAEConfig, keep_patches
 
 TINY = {"image_size": 16, "patch": 4, "width": 16, "depth": 1, "heads": 2, "decoder_width": 8, "decoder_depth": 1, "code_dim": 8, "codebook_size": 16, "classes": 4}
 
@@ -29,6 +32,10 @@ def tiny_model(**overrides) -> MaskedVQVAE:
 
 def tiny_images(count: int = 2, seed: int = 0) -> torch.Tensor:
     return torch.rand(count, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def recall_at_1(features: torch.Tensor, labels: torch.Tensor) -> float:
+    return float(recall_at_k(features, labels, 1))
 
 
 # --- codebook_similarity ----------------------------------------------------------------------------
@@ -55,7 +62,7 @@ def test_codebook_similarity_does_not_track_gradients():
     assert not codebook_similarity(codebook).requires_grad
 
 
-# --- retrieval_recall_at_1 --------------------------------------------------------------------------
+# --- recall@1 (digisem.metrics.recall_at_k) on hand-made features, then on analyses.embeddings --------------------------------------------------------------------------
 
 
 def test_recall_at_1_of_two_tight_clusters_is_one():
@@ -64,30 +71,30 @@ def test_recall_at_1_of_two_tight_clusters_is_one():
     cluster_b = torch.tensor([0.0, 1.0, 0.0]) + 0.01 * torch.randn(5, 3, generator=generator)
     features = torch.cat([cluster_a, cluster_b])
     labels = torch.tensor([0] * 5 + [1] * 5)
-    assert retrieval_recall_at_1(features, labels) == 1.0
+    assert recall_at_1(features, labels) == 1.0
 
 
 def test_recall_at_1_of_a_constructed_half_case():
     # a and b are each other's nearest neighbours but differ in label; c and d match
     features = torch.tensor([[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [0.01, 1.0]])
     labels = torch.tensor([0, 1, 2, 2])
-    assert retrieval_recall_at_1(features, labels) == pytest.approx(0.5)
+    assert recall_at_1(features, labels) == pytest.approx(0.5)
     # cosine similarity: rescaling any item changes nothing
     scaled = features * torch.tensor([[10.0], [0.1], [3.0], [7.0]])
-    assert retrieval_recall_at_1(scaled, labels) == pytest.approx(0.5)
+    assert recall_at_1(scaled, labels) == pytest.approx(0.5)
 
 
 def test_recall_at_1_never_retrieves_the_item_itself():
     # every item differs in label from all others: an item matching itself would score > 0
     features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
-    assert retrieval_recall_at_1(features, torch.tensor([0, 1, 2])) == 0.0
+    assert recall_at_1(features, torch.tensor([0, 1, 2])) == 0.0
 
 
 def test_recall_at_1_rejects_mismatched_sizes():
     with pytest.raises(ValueError):
-        retrieval_recall_at_1(torch.randn(4, 3), torch.tensor([0, 1, 0]))
+        recall_at_1(torch.randn(4, 3), torch.tensor([0, 1, 0]))
     with pytest.raises(ValueError):
-        retrieval_recall_at_1(torch.randn(1, 3), torch.tensor([0]))
+        recall_at_1(torch.randn(1, 3), torch.tensor([0]))
 
 
 # --- with_keep_ratio --------------------------------------------------------------------------------
@@ -125,7 +132,8 @@ def test_with_keep_ratio_variant_sends_round_n_keep_patches(keep_ratio):
         original_out = model(tiny_images(), generator=torch.Generator().manual_seed(0))
     expected = max(1, round(patches * keep_ratio))
     assert out["kept"].shape == (2, expected)
-    assert out["indices"].shape == (2, expected)
+    assert out["payload"].shape == (2, expected)
+    assert out["received"].shape == (2, expected)
     assert original_out["kept"].shape == (2, patches // 2), "the original still keeps half"
 
 
@@ -168,17 +176,40 @@ def test_feature_activation_frequency_is_a_frequency_per_feature():
     assert torch.equal(feature_activation_frequency(model, images, threshold=float("inf")), torch.zeros(16))
 
 
-# --- symbols_sent -----------------------------------------------------------------------------------
+# --- channel symbols per image (Table I, measured): channel_uses_per_image vs the hand count -------
 
 
-def _send(model, images):
-    return lambda link: model(images, snr_db=10.0, link=link, generator=torch.Generator().manual_seed(0))
+class SymbolCounter(nn.Module):
+    """Wraps a link's channel and records the complex symbols per example each call puts on it."""
+
+    def __init__(self, channel: nn.Module):
+        super().__init__()
+        self.channel = channel
+        self.counts: list[int] = []
+
+    @property
+    def symbols_multiple(self) -> int:
+        return getattr(self.channel, "symbols_multiple", 1)
+
+    def forward(self, x, snr_db, generator=None):
+        self.counts.append(x.shape[1])
+        return self.channel(x, snr_db, generator)
+
+
+def symbols_sent(model, images, spec) -> tuple[int, list[int], dict]:
+    """``(channel_uses_per_image, symbols measured at the channel's input per call, output)``."""
+    link = from_spec(spec)
+    counter = SymbolCounter(link.channel)
+    link.channel = counter
+    with torch.no_grad():
+        out = model(images, link=link, snr_db=10.0, generator=torch.Generator().manual_seed(0))
+    return out["channel_uses_per_image"], counter.counts, out
 
 
 @pytest.mark.parametrize("ldpc_k,mask_ratio", [(12, 0.5), (20, 0.5), (24, 0.25), (40, 0.5)])
 def test_symbols_sent_over_a_coded_mimo_link_matches_the_hand_count(ldpc_k, mask_ratio):
     model = tiny_model(mask_ratio=mask_ratio)
-    link = make_link({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2", "ldpc_k": ldpc_k})
+    spec = {"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2", "ldpc_k": ldpc_k}
     kept = round(16 * (1 - mask_ratio))
     bits = kept * 4  # codebook 16: 4 bits per index
     codewords = math.ceil(bits / ldpc_k)
@@ -186,35 +217,50 @@ def test_symbols_sent_over_a_coded_mimo_link_matches_the_hand_count(ldpc_k, mask
     symbols = coded / 4  # 16-QAM
     streams = 4  # 8x4 eigenmodes: min(8, 4) streams per channel use
     expected = math.ceil(symbols / streams) * streams
-    with torch.no_grad():
-        assert symbols_sent(_send(model, tiny_images(2)), link) == expected
+    uses, measured, out = symbols_sent(model, tiny_images(2), spec)
+    assert uses == expected
+    assert measured == [expected], "one pass over the channel, carrying exactly that many symbols"
+    assert out["bits_per_image"] == bits
+    assert from_spec(spec).channel_uses(bits) == expected
 
 
 @pytest.mark.parametrize("codebook_size,mask_ratio", [(16, 0.5), (16, 0.5625), (8, 0.5625), (8, 0.25)])
 def test_symbols_sent_over_an_uncoded_mimo_link_matches_the_hand_count(codebook_size, mask_ratio):
     model = tiny_model(codebook_size=codebook_size, mask_ratio=mask_ratio)
-    link = make_link({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": None})
+    spec = {"modulation": "16qam", "channel": "mimo-8x4-svd", "code": None}
     kept = round(16 * (1 - mask_ratio))
     bits_per_index = math.ceil(math.log2(codebook_size))
     expected = math.ceil(math.ceil(kept * bits_per_index / 4) / 4) * 4
-    with torch.no_grad():
-        assert symbols_sent(_send(model, tiny_images(2)), link) == expected
+    uses, measured, out = symbols_sent(model, tiny_images(2), spec)
+    assert uses == expected and measured == [expected]
+    assert out["bits_per_image"] == kept * bits_per_index
 
 
-def test_symbols_sent_restores_the_links_channel():
+def test_symbols_sent_over_awgn_is_bits_over_bits_per_symbol():
     model = tiny_model()
-    link = make_link({"modulation": "16qam", "channel": "awgn", "code": None})
-    channel = link.channel
+    uses, measured, out = symbols_sent(model, tiny_images(1), {"modulation": "16qam", "channel": "awgn", "code": None})
+    assert uses == 8 and measured == [8]  # 8 kept x 4 bits / 4 bits per symbol
+    assert out["payload"].shape == out["received"].shape == (1, 8)
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("16qam-awgn-ldpc-1/2", 256),  # 256 bits -> one k=512 codeword of 1024 bits -> 256 16-QAM symbols
+    ({"modulation": "16qam", "channel": "awgn", "code": "ldpc-1/2", "ldpc_k": 256}, 128),  # one codeword of 512 bits
+    ("16qam-mimo-8x4-svd-ldpc-1/2", 256),  # already a multiple of 4 streams
+    ("16qam-awgn", 64),  # uncoded: 256 / 4
+])
+def test_symbols_sent_by_a_256_word_codebook_with_32_kept_patches(spec, expected):
+    model = tiny_model(image_size=32, codebook_size=256, mask_ratio=0.5)  # 64 patches, 32 kept, 8 bits each
+    uses, measured, out = symbols_sent(model, torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)), spec)
+    assert out["bits_per_image"] == 32 * 8 == 256
+    assert uses == expected and measured == [expected]
+
+
+def test_symbols_per_image_without_a_link_are_not_counted():
     with torch.no_grad():
-        assert symbols_sent(_send(model, tiny_images(1)), link) == 8  # 8 kept x 4 bits / 4 bits per symbol
-    assert link.channel is channel
-
-    def failing(link):
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        symbols_sent(failing, link)
-    assert link.channel is channel
+        out = tiny_model()(tiny_images(1), generator=torch.Generator().manual_seed(0))
+    assert out["channel_uses_per_image"] is None and out["bits_per_image"] == 8 * 4
+    assert torch.equal(out["received"], out["payload"])
 
 
 # --- jpeg_link_classification -----------------------------------------------------------------------
@@ -239,7 +285,7 @@ def test_colour_classifier_is_perfect_on_clean_images():
 
 
 def test_jpeg_link_classification_is_perfect_at_high_snr_and_breaks_at_low_snr():
-    link = make_link({"modulation": "16qam", "channel": "awgn", "code": "ldpc-1/2"})
+    link = from_spec({"modulation": "16qam", "channel": "awgn", "code": "ldpc-1/2"})
     budget = 2048
     results = jpeg_link_classification(colour_classifier, colour_dataset(), [30.0, -10.0], link, budget, batch_size=4)
     assert results["snr_db"] == [30.0, -10.0]
@@ -252,7 +298,7 @@ def test_jpeg_link_classification_is_perfect_at_high_snr_and_breaks_at_low_snr()
 
 
 def test_jpeg_link_classification_with_an_attack_adds_attacked_curves():
-    link = make_link({"modulation": "16qam", "channel": "awgn", "code": "ldpc-1/2"})
+    link = "16qam-awgn-ldpc-1/2"  # a spec is built by the function
 
     def to_next_colour(loss_fn, images, generator=None):
         # an "attack" that repaints every image in the next class's colour: always fools the classifier
@@ -262,3 +308,149 @@ def test_jpeg_link_classification_with_an_attack_adds_attacked_curves():
     results = jpeg_link_classification(colour_classifier, colour_dataset(), [30.0], link, 2048, attack=to_next_colour, batch_size=8)
     assert results["accuracy"] == [1.0] and results["accuracy_attacked"] == [0.0]
     assert results["failed_accuracy_attacked"] == [0.0]
+
+
+# --- feature_activation_frequency against a hand-run encoder ----------------------------------------
+
+
+def hand_encoder_tokens(model: MaskedVQVAE, images: torch.Tensor, snr_db: float, seed: int) -> torch.Tensor:
+    """The tokens leaving the last encoder block (after its FIM), rebuilt from the model's parts:
+    the call's generator first draws which patches are kept."""
+    config = model.config
+    kept = keep_patches(images.shape[0], config.patches, config.mask_ratio, None, torch.Generator().manual_seed(seed))
+    tokens = model.encoder.embed(model.patchify(images)) + model.encoder.position
+    tokens = torch.gather(tokens, 1, kept[:, :, None].expand(-1, -1, config.width))
+    for index, block in enumerate(model.encoder.blocks):
+        tokens = block(tokens)
+        if str(index) in model.fims:
+            tokens = model.fims[str(index)](tokens, snr_db)["features"]
+    return tokens
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.05, -0.05])
+def test_feature_activation_frequency_counts_the_last_encoder_layers_activations(threshold):
+    model = tiny_model(depth=2, fim_layers=(1,))
+    images = tiny_images(3)
+    with torch.no_grad():
+        tokens = hand_encoder_tokens(model, images, 5.0, seed=3)
+    expected = (tokens > threshold).float().mean((0, 1))
+    assert torch.allclose(feature_activation_frequency(model, images, snr_db=5.0, threshold=threshold, seed=3), expected)
+
+
+def test_feature_activation_frequency_sees_the_features_a_fim_masks_as_never_active():
+    model = tiny_model(depth=2, fim_layers=(1,), fim_threshold=1.0)  # importance below uniform: masked
+    kept = model.fims["1"](torch.zeros(1, 1, 16), 0.0)["kept"]
+    assert 0 < int(kept.sum()) < 16, "the FIM masks some features and keeps others"
+    # a masked feature is zeroed on every token: never above 0, always above -1e-12
+    above_zero = feature_activation_frequency(model, tiny_images(3), snr_db=5.0, threshold=0.0)
+    above_minus = feature_activation_frequency(model, tiny_images(3), snr_db=5.0, threshold=-1e-12)
+    masked = int((~kept).sum())
+    assert torch.equal(above_zero[~kept], torch.zeros(masked)) and torch.equal(above_minus[~kept], torch.ones(masked))
+    assert torch.equal(above_zero[kept], above_minus[kept]), "a kept feature is not zeroed"
+
+
+# --- accuracy_vs_epsilon / accuracy_vs_keep_ratio against hand-counted accuracies -------------------
+
+
+def classifier_and_dataset():
+    """A tiny full-patch classifier and 8 images labelled so that it is right on exactly the first 5."""
+    model = tiny_model(mask_ratio=0.0)
+    images = tiny_images(8, seed=4)
+    with torch.no_grad():
+        predicted = model(images)["logits"].argmax(1)
+    labels = torch.where(torch.arange(8) < 5, predicted, (predicted + 1) % 4)
+    return model, TensorDataset(images, labels)
+
+
+def hand_accuracy(model, images, labels) -> float:
+    with torch.no_grad():
+        return float((model(images)["logits"].argmax(1) == labels).float().mean())
+
+
+@pytest.mark.parametrize("link", [None, "16qam-awgn", {"modulation": "16qam", "channel": "mimo-8x4-svd", "code": None}])
+def test_accuracy_vs_epsilon_matches_the_hand_count_clean_and_attacked(link):
+    model, dataset = classifier_and_dataset()
+    labels = dataset.tensors[1]
+    replacement = tiny_images(8, seed=5)
+    seen = []
+
+    def replace(loss_fn, batch, generator=None):
+        # an "attack" that sends other images; it is given a loss over the batch it attacks
+        seen.append(tuple(loss_fn(batch).shape))
+        return replacement[: batch.shape[0]].clone()
+
+    result = accuracy_vs_epsilon(model, dataset, link, 40.0, [0.0, 0.5], lambda epsilon: None if epsilon == 0 else replace, batch_size=8)
+    assert result["epsilon"] == [0.0, 0.5]
+    assert result["accuracy"][0] == pytest.approx(5 / 8)  # 40 dB: the indices arrive intact
+    assert result["accuracy"][1] == pytest.approx(hand_accuracy(model, replacement, labels))
+    assert seen == [(8,)]
+
+
+def test_accuracy_vs_keep_ratio_keeps_the_weights_and_the_original():
+    model, dataset = classifier_and_dataset()
+    result = accuracy_vs_keep_ratio(model, dataset, None, 3.0, [1.0, 0.5], [0.0], lambda epsilon: None, batch_size=3)
+    assert result["keep_ratio"] == [1.0, 0.5]
+    assert list(result["accuracy"]) == ["0.0"]
+    full, half = result["accuracy"]["0.0"]
+    assert full == pytest.approx(5 / 8), "every patch kept: the model as it is"
+    assert half * 8 == pytest.approx(round(half * 8))
+    assert model.config.mask_ratio == 0.0
+
+
+# --- interfered_eigenmodes: the attacker's [B, Nr, T] hook on MIMO's interference ------------------
+
+
+def test_interfered_eigenmodes_adds_the_interferer_at_the_receive_antennas():
+    batch, uses = 2, 3
+    x = torch.randn(batch, 4 * uses, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    offset = torch.randn(batch, 4, uses, dtype=torch.complex64, generator=torch.Generator().manual_seed(1))  # [B, Nr, T]
+    calls = []
+
+    def interferer(count, generator):
+        calls.append((count, generator.initial_seed()))
+        return offset
+
+    channel = interfered_eigenmodes(8, 4, interferer, seed=7)
+    assert isinstance(channel, MIMO) and channel.detector == "svd" and channel.block
+    assert (channel.num_tx, channel.num_rx, channel.symbols_multiple) == (8, 4, 4)
+    clean_channel = interfered_eigenmodes(8, 4, None, seed=7)
+    assert clean_channel.interference is None
+    attacked = channel(x, 80.0, torch.Generator().manual_seed(2)).symbols
+    clean = clean_channel(x, 80.0, torch.Generator().manual_seed(2)).symbols
+    assert calls == [(batch, 7)]
+    assert torch.allclose(clean, x, atol=1e-3), "interference-free eigenmodes at 80 dB deliver the symbols"
+    # the receiver projects each use's antenna vector d_t on U^H and divides by s (H drawn first)
+    h = torch.randn(batch, 1, 4, 8, dtype=torch.complex64, generator=torch.Generator().manual_seed(2))
+    u, s, _ = torch.linalg.svd(h, full_matrices=False)
+    expected = torch.einsum("bnk,bnt->btk", u[:, 0].conj(), offset) / s[:, 0, None, :]
+    assert torch.allclose(attacked - clean, expected.reshape(batch, -1), atol=1e-3)
+
+
+# --- embeddings, scored by recall@1 -----------------------------------------------------------------
+
+
+def duplicated_colours(labels: list[int]) -> TensorDataset:
+    images = COLOURS[:, :, None, None].expand(-1, -1, 16, 16)
+    return TensorDataset(torch.cat([images, images]).clone(), torch.tensor(labels))
+
+
+def test_embeddings_are_the_heads_input_and_keep_the_dataset_order():
+    model = tiny_model(mask_ratio=0.0)
+    dataset = duplicated_colours([0, 1, 2, 3, 0, 1, 2, 3])
+    features, labels = embeddings(model, dataset, batch_size=3)
+    assert features.shape == (8, 8) and torch.equal(labels, dataset.tensors[1])
+    with torch.no_grad():
+        logits = model(dataset.tensors[0])["logits"]
+        assert torch.allclose(model.head(features), logits, atol=1e-6)
+    assert torch.allclose(features[:4], features[4:]), "an image gives the same embedding wherever it sits"
+    over_link, _ = embeddings(model, dataset, snr_db=40.0, link="16qam-awgn", batch_size=3)
+    assert torch.allclose(over_link, features, atol=1e-6), "at 40 dB the indices arrive intact"
+
+
+def test_recall_at_1_on_embeddings_finds_each_images_twin():
+    model = tiny_model(mask_ratio=0.0)
+    same, _ = embeddings(model, duplicated_colours([0, 1, 2, 3, 0, 1, 2, 3]), batch_size=3)
+    assert recall_at_1(same, torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])) == 1.0
+    # each twin now carries another label: its nearest neighbour (itself, sent again) is a miss
+    shifted, labels = embeddings(model, duplicated_colours([0, 1, 2, 3, 1, 2, 3, 0]), batch_size=3)
+    assert recall_at_1(shifted, labels) == 0.0

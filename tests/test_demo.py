@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from PIL import Image
@@ -6,6 +8,7 @@ from digisem import zoo
 from digisem.cli import main
 from digisem.imageio import read_image, tile, untile
 from digisem.systems.ampsc import AMPSC, AMPSCConfig
+from digisem.systems.deepjscc import DeepJSCC, DeepJSCCConfig
 from digisem.systems.jcm import JCM, JCMConfig
 from digisem.systems.scdm import SCDM, SCDMConfig
 from digisem.weights import read_weights, save_weights
@@ -39,6 +42,16 @@ def tiny_symbol_zoo(tiny_zoo):
     return tiny_zoo
 
 
+@pytest.fixture
+def tiny_analog_zoo(tiny_symbol_zoo):
+    """Adds a tiny DeepJSCC (bandwidth ratio 1/6: 3072 / 6 = 512 symbols per 32x32 image) under the demo's name."""
+    config = {"ratio": 1 / 6, "width": 2}
+    torch.manual_seed(0)
+    save_weights(DeepJSCC(DeepJSCCConfig.from_dict(config)), tiny_symbol_zoo / "deepjscc" / "model.safetensors", {"system": "deepjscc", "config": config, "name": "DeepJSCC", "recipe": "test"})
+    zoo.publish(tiny_symbol_zoo / "deepjscc", "deepjscc-cifar10-1_6")
+    return tiny_symbol_zoo
+
+
 def test_publish_records_sample_psnr_that_load_reproduces(tiny_zoo):
     assert zoo.zoo_names() == ["ampsc-cifar10-4bit", "softhe22-cifar10-4bit"]
     model, metadata = zoo.load("ampsc-cifar10-4bit")
@@ -66,6 +79,23 @@ def test_demo_includes_jcm_and_scdm_when_the_zoo_has_them(tiny_symbol_zoo, capsy
     assert main(["zoo"]) == 0
     listing = capsys.readouterr().out
     assert "jcm-cifar10-64qam" in listing and "scdm-cifar10-64qam" in listing
+
+
+def test_demo_adds_deepjscc_as_the_analog_reference_when_the_zoo_has_it(tiny_analog_zoo):
+    out = tiny_analog_zoo / "demo"
+    assert main(["demo", "--out", str(out), "--snr", "0,9", "--quiet"]) == 0
+    for name in ("psnr_scdm.png", "grid_scdm.png", "jcm-64qam-none.json", "jcm-64qam-scdm-joint.json", "deepjscc-cifar10-1_6-awgn.json"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "deepjscc-cifar10-1_6-awgn.json").read_text())
+    assert results["model"] == "deepjscc-cifar10-1_6" and results["meta"]["modulation"] == "analog"
+    assert results["results"]["snr_db"] == [-18.0, -12.0, -6.0, 0.0, 6.0, 12.0, 18.0] and len(results["results"]["psnr"]) == 7
+    assert results["results"]["channel_uses"] == [512.0] * 7
+    report = (out / "report.md").read_text()
+    assert "| DeepJSCC |" in report and "| SCDM + joint decoder |" in report
+    assert "DeepJSCC as the analog reference (512 symbols per image)" in report
+    model, metadata = zoo.load("deepjscc-cifar10-1_6")
+    assert metadata["sample_check"]["link"] == "awgn" and metadata["sample_check"]["snr_kind"] == "esn0"
+    assert zoo.sample_score(model, metadata)["psnr"] == pytest.approx(metadata["sample_check"]["psnr"], abs=0.01)
 
 
 def test_published_scdm_reproduces_its_sample_psnr_through_its_codec(tiny_symbol_zoo):

@@ -4,36 +4,44 @@ Part 1, bit-level systems (AMP-SC, SoftHe22): 4-bit integers over a real 16-QAM 
 decisions) and over the paper's BSC model, SNR = Eb/N0. Part 2, symbol-level systems (when the zoo
 holds them): the JCM 64-QAM codec over AWGN with no denoising, the per-symbol MMSE estimator and SCDM
 with its jointly trained decoder (and, when present, SCDM's one-step Tweedie sampler with its own
-joint decoder), SNR = Es/N0 per complex symbol. Part 3 (when the zoo holds them): the robust
-semantic communication classifiers (masked VQ-VAE with FIM and adversarial training, and JSCC) over
-their MIMO links, clean and under semantic noise. Writes PSNR- and accuracy-vs-SNR plots,
-reconstruction grids, the results JSON files and a report (``report.html``, which opens in a
-browser, and ``report.md``).
+joint decoder, and DeepJSCC as the analog reference), SNR = Es/N0 per complex symbol. Part 3 (when the
+zoo holds them): the robust semantic communication classifiers (masked VQ-VAE with FIM and adversarial
+training, and JSCC) over their MIMO links, clean and under semantic noise. Writes PSNR- and
+accuracy-vs-SNR plots, reconstruction grids, the results JSON files and a report (``report.html``,
+which opens in a browser, and ``report.md``).
+
+Every system is a :class:`~digisem.systems.base.System` swept by :func:`digisem.evaluate.sweep`; a
+restorer from the zoo (SCDM) is scored on its codec (:func:`digisem.zoo.sample_system`).
 """
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
+from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import zoo
-from .data import sample_images
-from .evaluate import (
-    evaluate_images,
-    evaluate_symbol_system,
-    make_image_link,
-    transmit_symbols,
-)
-from .io import atomic_write, run_metadata, write_json
+from .attacks import from_spec as attack_from_spec
+from .data import labelled_samples, sample_images
+from .evaluate import sweep, task_loss
+from .io import atomic_write, derived_seed, run_metadata, write_json
+from .link import link_snr_db
 from .plots import plot_metric, reconstruction_grid
+from .systems.scdm import MMSEDenoiser
 
 DEMO_MODELS = ("ampsc-cifar10-4bit", "softhe22-cifar10-4bit")
+BIT_LINKS = (("awgn", "16qam-awgn", "16-QAM AWGN"), ("bsc", "bsc", "BSC"))
+"""Part 1's links: ``(file suffix, link spec, description)``; the first is also the grid's."""
 SYMBOL_MODELS = ("jcm-cifar10-64qam", "scdm-cifar10-64qam")
 TWEEDIE_MODEL = "scdm-tweedie-cifar10-64qam"
 """Optional: SCDM's score network with the one-step sampler and its own joint decoder."""
+ANALOG_MODEL = "deepjscc-cifar10-1_6"
+"""Optional: DeepJSCC (bandwidth ratio 1/6), the analog reference of Part 2."""
+SYMBOL_LINK = "awgn"
 ROBUST_MODELS = ("vqvae-fim-at-cifar10", "jscc-cifar10")
 """Part 3 (when the zoo holds them): the robust semcom classifiers, clean and under semantic noise."""
 ROBUST_SNRS = (-9.0, -3.0, 3.0, 9.0, 18.0)
@@ -45,22 +53,65 @@ SYMBOL_GRID_SNRS = (-18.0, -6.0, 0.0, 12.0)
 
 class Section:
     """One part of the report: a table over ``snrs`` (``axis`` names the SNR kind; values with ``digits``
-decimals), a plot and a grid of images."""
+    decimals), a plot and a grid of images."""
 
     def __init__(self, title: str, text: str, axis: str, snrs: list[float], plot: str, grid: str, digits: int = 2):
         self.title, self.text, self.axis, self.snrs, self.plot, self.grid, self.digits = title, text, axis, snrs, plot, grid, digits
         self.rows: list[tuple[str, list[float]]] = []
 
 
+class Receiver(NamedTuple):
+    """One system of Part 2: ``key`` (grid label), ``label`` (table row), the system, the results
+    file stem, and the ``model`` and ``modulation`` recorded in that file."""
+
+    key: str
+    label: str
+    system: nn.Module
+    file: str
+    model: str
+    modulation: str
+
+
 def run_demo(out: str | Path, snrs: list[float], models: tuple[str, ...] = DEMO_MODELS, seed: int = 0, progress: bool = True) -> Path:
-    """Run the demo; returns the path of ``report.html``."""
+    """Run the demo.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder (created if needed).
+    snrs : list of float
+        Eb/N0 (dB) of Part 1.
+    models : tuple of str
+        Zoo names of Part 1's bit-level systems.
+    seed : int
+        Seeds every sweep (one generator per SNR, :func:`digisem.evaluate.sweep`) and grid.
+
+    Output
+    ------
+    Path of ``report.html``.
+    """
     out = Path(out)
+    names = zoo.zoo_names()
     sections = [bit_level_demo(out, snrs, models, seed, progress)]
-    if all(name in zoo.zoo_names() for name in SYMBOL_MODELS):
+    if all(name in names for name in SYMBOL_MODELS):
         sections.append(symbol_level_demo(out, seed, progress))
-    if all(name in zoo.zoo_names() for name in ROBUST_MODELS):
+    if all(name in names for name in ROBUST_MODELS):
         sections.append(robust_demo(out, seed, progress))
     return write_report(out, sections)
+
+
+def received_images(system: nn.Module, images: torch.Tensor, link: str, snr_db: float, snr_kind: str, generator: torch.Generator) -> torch.Tensor:
+    """``system``'s reconstructions of ``images [B, 3, H, W]`` over ``link`` at ``snr_db`` dB of
+    ``snr_kind`` (converted to the link's convention): ``[B, 3, H, W]`` in [0, 1]."""
+    built = system.link_for(link)
+    with torch.no_grad():
+        return system(images, link=built, snr_db=link_snr_db(built, snr_db, snr_kind), generator=generator)["x_hat"]
+
+
+def results_file(name: str, model: str, description: str, curves: dict[str, list[float]], seed: int, n_images: int, **meta: Any) -> dict[str, Any]:
+    """A results file of the bundled sample images (``meta`` adds to the run metadata)."""
+    return {"name": name, "model": model, "description": description, "results": curves,
+            "meta": run_metadata(seed, "cpu", dataset="bundled sample images", n_images=n_images, **meta)}
 
 
 def bit_level_demo(out: Path, snrs: list[float], models: tuple[str, ...], seed: int, progress: bool) -> Section:
@@ -73,64 +124,74 @@ def bit_level_demo(out: Path, snrs: list[float], models: tuple[str, ...], seed: 
     for model_name in models:
         model, metadata = zoo.load(model_name)
         label = metadata.get("name", model_name)
-        for channel, description in (("awgn", "16-QAM AWGN"), ("bsc", "BSC")):
-            curves = evaluate_images(model, dataset, snrs, channel, batch_size=len(dataset), seed=seed, progress=progress)
-            results = {"name": f"{label} ({description})", "model": model_name, "description": f"{label} on the bundled samples over {description}", "results": curves,
-                       "meta": run_metadata(seed, "cpu", dataset="bundled sample images", n_images=len(dataset), channel=channel, snr_kind="ebn0", modulation="16qam")}
+        for channel, spec, description in BIT_LINKS:
+            curves = sweep(model, spec, snrs, dataset, snr_kind="ebn0", batch_size=len(dataset), seed=seed, progress=progress, label=f"{label} {description}")
+            results = results_file(f"{label} ({description})", model_name, f"{label} on the bundled samples over {description}", curves, seed, len(dataset),
+                                   channel=channel, link=spec, snr_kind="ebn0", modulation="16qam")
             write_json(out / f"{model_name}-{channel}.json", results)
             curves_list.append(results)
-            if channel == "awgn":
+            if spec == BIT_LINKS[0][1]:
                 section.rows.append((label, curves["psnr"]))
-        image_link = make_image_link("awgn")
-        with torch.no_grad():
-            for snr in GRID_SNRS:
-                generator = torch.Generator().manual_seed(seed)
-                rows.append((f"{label} {snr:g} dB", image_link.send(model, images, snr, generator)["x_hat"]))
+        for snr in GRID_SNRS:
+            rows.append((f"{label} {snr:g} dB", received_images(model, images, BIT_LINKS[0][1], snr, "ebn0", torch.Generator().manual_seed(seed))))
     plot_metric(curves_list, "psnr", out / section.plot, title="bundled samples, 4 bits/value, 16-QAM Gray")
     reconstruction_grid(rows, out / section.grid, title="received over the real 16-QAM AWGN link (Eb/N0)")
     return section
 
 
-def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
-    """JCM 64-QAM with no denoising, MMSE and SCDM (joint decoder): ``psnr_scdm.png``, ``grid_scdm.png``."""
-    from .systems.scdm import MMSEDenoiser
+def symbol_receivers() -> list[Receiver]:
+    """Part 2's systems: the JCM codec alone, with the per-symbol MMSE estimator, with each SCDM of
+    the zoo (and its joint decoder), and DeepJSCC when the zoo holds it."""
+    names = zoo.zoo_names()
+    codec, _ = zoo.load(SYMBOL_MODELS[0])
+    jcm = ", ".join(SYMBOL_MODELS)
+    receivers = [Receiver("none", "JCM, no denoising", codec, "jcm-64qam-none", jcm, "learned 64-QAM"),
+                 Receiver("mmse", "JCM + per-symbol MMSE", codec.with_parts(restorer=MMSEDenoiser(codec.prior_symbols())), "jcm-64qam-mmse", jcm, "learned 64-QAM")]
+    for key, label, name in (("scdm-joint", "SCDM + joint decoder", SYMBOL_MODELS[1]), ("tweedie-joint", "SCDM-Tweedie + joint decoder", TWEEDIE_MODEL)):
+        if name in names:
+            restorer, metadata = zoo.load(name)
+            receivers.append(Receiver(key, label, zoo.sample_system(restorer, metadata), f"jcm-64qam-{key}", jcm, "learned 64-QAM"))
+    if ANALOG_MODEL in names:
+        model, metadata = zoo.load(ANALOG_MODEL)
+        receivers.append(Receiver("deepjscc", metadata.get("name", ANALOG_MODEL), model, f"{ANALOG_MODEL}-{SYMBOL_LINK}", ANALOG_MODEL, "analog"))
+    return receivers
 
+
+def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
+    """JCM 64-QAM with no denoising, MMSE and SCDM (joint decoder), and the DeepJSCC analog
+    reference when present: ``psnr_scdm.png``, ``grid_scdm.png``, results JSON."""
     images, names = sample_images("cifar")
     dataset = TensorDataset(images)
-    codec, _ = zoo.load(SYMBOL_MODELS[0])
-    scdm, _ = zoo.load(SYMBOL_MODELS[1])
-    receivers = [("none", "JCM, no denoising", None, codec.decoder), ("mmse", "JCM + per-symbol MMSE", MMSEDenoiser(codec.prior_symbols()), codec.decoder),
-                 ("scdm-joint", "SCDM + joint decoder", scdm, scdm.decoder or codec.decoder)]
-    if TWEEDIE_MODEL in zoo.zoo_names():
-        tweedie, _ = zoo.load(TWEEDIE_MODEL)
-        receivers.append(("tweedie-joint", "SCDM-Tweedie + joint decoder", tweedie, tweedie.decoder or codec.decoder))
-    section = Section("Symbol-level systems: JCM 64-QAM and SCDM", f"The same {len(names)} images through the JCM codec (learned 64-QAM, 128 symbols per image, trained at 18 dB) "
-                      f"over AWGN, with {3 + (TWEEDIE_MODEL in zoo.zoo_names())} receivers. PSNR in dB, mean over images", "Es/N0", list(SYMBOL_SNRS), "psnr_scdm.png", "grid_scdm.png")
-    curves_list, rows = [], [("original", images)]
-    for key, label, denoiser, decoder in receivers:
-        curves = evaluate_symbol_system(codec, dataset, list(SYMBOL_SNRS), denoiser=denoiser, decoder=decoder, batch_size=len(dataset), seed=seed, progress=progress, label=label)
-        results = {"name": label, "model": ", ".join(SYMBOL_MODELS), "description": f"{label} on the bundled samples over AWGN", "results": curves,
-                   "meta": run_metadata(seed, "cpu", dataset="bundled sample images", n_images=len(dataset), channel="awgn", snr_kind="esn0", modulation="learned 64-QAM")}
-        write_json(out / f"jcm-64qam-{key}.json", results)
+    receivers = symbol_receivers()
+    codecs = [receiver for receiver in receivers if receiver.modulation != "analog"]
+    curves_list, rows, references = [], [("original", images)], []
+    section = Section("Symbol-level systems: JCM 64-QAM and SCDM", "", "Es/N0", list(SYMBOL_SNRS), "psnr_scdm.png", "grid_scdm.png")
+    for receiver in receivers:
+        curves = sweep(receiver.system, SYMBOL_LINK, list(SYMBOL_SNRS), dataset, batch_size=len(dataset), seed=seed, progress=progress, label=receiver.label)
+        results = results_file(receiver.label, receiver.model, f"{receiver.label} on the bundled samples over AWGN", curves, seed, len(dataset),
+                               channel=SYMBOL_LINK, snr_kind="esn0", modulation=receiver.modulation)
+        write_json(out / f"{receiver.file}.json", results)
         curves_list.append(results)
-        section.rows.append((label, curves["psnr"]))
-        with torch.no_grad():
-            for snr in SYMBOL_GRID_SNRS:
-                restored = transmit_symbols(codec, dataset, snr, denoiser, batch_size=len(dataset), seed=seed).restored
-                rows.append((f"{key} {snr:g} dB", decoder(restored)[0]))
+        section.rows.append((receiver.label, curves["psnr"]))
+        if receiver.modulation == "analog":
+            references.append(f"{receiver.label} as the analog reference ({curves['channel_uses'][0]:g} symbols per image)")
+        for snr in SYMBOL_GRID_SNRS:
+            generator = torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr)))
+            rows.append((f"{receiver.key} {snr:g} dB", received_images(receiver.system, images, SYMBOL_LINK, snr, "esn0", generator)))
+    section.text = (f"The same {len(names)} images through the JCM codec (learned 64-QAM, 128 symbols per image, trained at 18 dB) over AWGN, with {len(codecs)} receivers"
+                    + "".join(f", and {reference}" for reference in references) + ". PSNR in dB, mean over images")
+    if references:
+        section.title += ", with the analog reference"
     plot_metric(curves_list, "psnr", out / section.plot, title="bundled samples, JCM learned 64-QAM, AWGN")
-    reconstruction_grid(rows, out / section.grid, title="JCM 64-QAM over AWGN (Es/N0): " + ", ".join(key for key, *_ in receivers))
+    reconstruction_grid(rows, out / section.grid, title="JCM 64-QAM over AWGN (Es/N0): " + ", ".join(receiver.key for receiver in receivers))
     return section
 
 
 def robust_demo(out: Path, seed: int, progress: bool) -> Section:
     """The masked VQ-VAE (FIM + adversarial training) and JSCC classifiers over their MIMO links, clean
     and under i-FGSM semantic noise: ``accuracy_robust.png``, ``perturbation.png``, results JSON."""
-    from .evaluate import evaluate_classification
-    from .train.robust import labelled_samples, make_attack, make_link
-
     dataset = labelled_samples()
-    attack = make_attack({"kind": "ifgsm", "epsilon": ROBUST_EPSILON, "step": ROBUST_EPSILON / 4, "steps": 5})
+    attack = attack_from_spec({"kind": "ifgsm", "epsilon": ROBUST_EPSILON, "step": ROBUST_EPSILON / 4, "steps": 5})
     section = Section("Robust semantic communication: classification under semantic noise",
                       f"The {len(dataset)} bundled CIFAR-10 images classified by the masked VQ-VAE with FIM and adversarial training (indices over LDPC 1/2 + 16-QAM + "
                       f"MIMO 8x4 eigenmodes) and by the analog JSCC baseline, clean and with i-FGSM semantic noise (epsilon {ROBUST_EPSILON}) at the transmitter. "
@@ -139,9 +200,10 @@ def robust_demo(out: Path, seed: int, progress: bool) -> Section:
     for model_name in ROBUST_MODELS:
         model, metadata = zoo.load(model_name)
         label = metadata.get("name", model_name)
-        curves = evaluate_classification(model, dataset, list(ROBUST_SNRS), make_link(zoo.recorded_link(metadata)), attack=attack, batch_size=len(dataset), seed=seed, progress=progress)
-        results = {"name": label, "model": model_name, "description": f"{label} on the bundled samples, clean and under i-FGSM epsilon {ROBUST_EPSILON}", "results": curves,
-                   "meta": run_metadata(seed, "cpu", dataset="bundled sample images", n_images=len(dataset), link=zoo.recorded_link(metadata), snr_kind="esn0")}
+        link = zoo.recorded_link(metadata)
+        curves = sweep(model, link, list(ROBUST_SNRS), dataset, attack=attack, batch_size=len(dataset), seed=seed, progress=progress, label=label)
+        results = results_file(label, model_name, f"{label} on the bundled samples, clean and under i-FGSM epsilon {ROBUST_EPSILON}", curves, seed, len(dataset),
+                               link=link, snr_kind="esn0")
         write_json(out / f"{model_name}-attack.json", results)
         curves_list.append(results)
         section.rows += [(f"{label}, clean", curves["accuracy"]), (f"{label}, semantic noise", curves["accuracy_attacked"])]
@@ -151,14 +213,14 @@ def robust_demo(out: Path, seed: int, progress: bool) -> Section:
     model, _ = zoo.load(ROBUST_MODELS[0])
     images, labels = dataset.tensors
     generator = torch.Generator().manual_seed(seed)
-    adversarial = attack(lambda x: torch.nn.functional.cross_entropy(model(x, generator=generator)["logits"], labels, reduction="none"), images, generator)
+    adversarial = attack(lambda x: task_loss(model(x, generator=generator), images, labels), images, generator)
     rows = [("clean", images), (f"noise x{0.5 / ROBUST_EPSILON:.0f}", (adversarial - images) / (2 * ROBUST_EPSILON) + 0.5), ("attacked", adversarial)]
     reconstruction_grid(rows, out / section.grid, title=f"{ROBUST_MODELS[0]}: i-FGSM semantic noise, epsilon {ROBUST_EPSILON}")
     return section
 
 
 def write_report(out: Path, sections: list[Section]) -> Path:
-    """``report.md`` and ``report.html`` with each section's PSNR table, plot and grid."""
+    """``report.md`` and ``report.html`` with each section's table, plot and grid; returns the path of ``report.html``."""
     lines = ["# digisem demo", ""]
     body = ""
     for section in sections:

@@ -12,9 +12,9 @@ from .base import FAMILIES, Family, System, SystemOutput, register_system
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-from .ampsc import AMPSC, AMPSCConfig, IRSNet, mask_attack, receiver_complexity  # noqa: E402
-from .jcm import JCM, JCMConfig  # noqa: E402
-from .scdm import SCDM, MMSEDenoiser, SamplerConfig, SCDMConfig, VESchedule  # noqa: E402
+from .ampsc import AMPSC, AMPSCConfig, IRSNet, mask_attack, receiver_complexity
+from .jcm import JCM, JCMConfig
+from .scdm import SCDM, MMSEDenoiser, SamplerConfig, SCDMConfig, VESchedule
 
 __all__ = ["AMPSC", "FAMILIES", "JCM", "SCDM", "AMPSCConfig", "Family", "IRSNet", "JCMConfig", "MMSEDenoiser", "SCDMConfig",
            "SamplerConfig", "System", "SystemOutput", "VESchedule", "mask_attack", "receiver_complexity", "register_system"]

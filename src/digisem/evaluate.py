@@ -26,15 +26,10 @@ from . import metrics
 from .io import derived_seed
 from .link import link_snr_db
 from .snr import check_snr_kind
+from .systems.base import batch_parts
 
 Attack = Callable[..., torch.Tensor]
 """``attack(loss_fn, images, generator) -> images'`` (see :func:`digisem.attacks.from_spec`)."""
-
-
-def _batch_parts(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if isinstance(batch, (list, tuple)):
-        return batch[0], (batch[1] if len(batch) > 1 else None)
-    return batch, None
 
 
 class _Totals:
@@ -140,7 +135,7 @@ def sweep(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     with tqdm(total=len(loader) * len(computed), desc=label, disable=not progress, leave=False) as bar:
         for batch in loader:
-            images, labels = _batch_parts(batch)
+            images, labels = batch_parts(batch)
             adversarial = None
             if attack is not None:
                 adversarial = attack(lambda x, images=images, labels=labels: task_loss(system(x, mode=mode, generator=attack_generator, **options), images, labels), images, attack_generator)

@@ -21,6 +21,7 @@ The one picture::
 
 from __future__ import annotations
 
+import abc
 import copy
 import functools
 from collections.abc import Callable, Iterator
@@ -41,10 +42,17 @@ PAYLOAD_KINDS = ("integers", "symbols")
 TASKS = ("reconstruction", "classification")
 
 
+def batch_parts(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(images [B, 3, H, W], labels [B] or None)`` of a batch: ``(images, labels)`` pairs
+    (CIFAR-10, labelled TensorDatasets), one-tensor tuples or bare images (image folders)."""
+    if isinstance(batch, (list, tuple)):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    return batch, None
+
+
 def images_of(batch: Any) -> torch.Tensor:
-    """The images ``[B, 3, H, W]`` of a batch: ``(images, labels)`` pairs (CIFAR-10, TensorDataset)
-    or bare images (image folders)."""
-    return batch[0] if isinstance(batch, (list, tuple)) else batch
+    """The images ``[B, 3, H, W]`` of a batch (see :func:`batch_parts`)."""
+    return batch_parts(batch)[0]
 
 
 class SystemOutput(dict):
@@ -64,10 +72,11 @@ def _cached_link(spec: str, payload: str) -> nn.Module | None:
     return from_spec(spec, payload)
 
 
-class System(nn.Module):
+class System(nn.Module, abc.ABC):
     """Base of every system: named parts and the one forward.
 
-    Subclasses set ``family`` and implement :meth:`run`; :meth:`forward` checks the mode, builds a
+    Subclasses are registered with :func:`register_system` (which sets ``family``) and implement
+    the abstract :meth:`run`; :meth:`forward` checks the mode, builds a
     link given as a spec string (:func:`digisem.link.from_spec`, cached), and calls :meth:`run`.
 
     Attributes
@@ -140,10 +149,11 @@ class System(nn.Module):
         """
         return self.run(x, link=self.link_for(link), snr_db=snr_db, mode=self.check_mode(mode), generator=generator, **options)
 
+    @abc.abstractmethod
     def run(self, x: torch.Tensor, *, link: nn.Module | None, snr_db: float | torch.Tensor | None, mode: str,
             generator: torch.Generator | None, **options: Any) -> SystemOutput:
-        """The family's chain (called by :meth:`forward` with a built link and a checked mode)."""
-        raise NotImplementedError
+        """The family's chain (called by :meth:`forward` with a built link and a checked mode); every
+        family implements it (a subclass without one cannot be instantiated)."""
 
     def send(self, payload: torch.Tensor, link: nn.Module | None, snr_db: float | torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
         """The payload through ``link``: integers as ``link(payload, num_bits=b, snr_db, generator)``,

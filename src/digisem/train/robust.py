@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from ..attacks import AdversarialWeightPerturbation
 from ..attacks import from_spec as attack_from_spec
 from ..digitize import VectorQuantizer
+from ..evaluate import task_loss
 from ..systems.base import RecipeContext, RecipeSpec, Stage, register_recipe
 from ..systems.vqvae import MaskedVQVAE, similarity_loss
 from ..weights import read_weights
@@ -76,29 +77,23 @@ def _initialize_from(model: MaskedVQVAE, runs_dir: Path, run_name: str | None) -
     return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
-def task_loss(out: dict[str, Any], targets: torch.Tensor) -> torch.Tensor:
-    """Per-example task loss ``[B]``: cross-entropy with the labels (classification) or the MSE of
-    ``x_hat`` against the clean images (reconstruction)."""
-    if out.get("logits") is not None:
-        return F.cross_entropy(out["logits"], targets, reduction="none")
-    return (out["x_hat"] - targets).pow(2).flatten(1).mean(1)
-
-
-def robust_loss(model_call, images: torch.Tensor, targets: torch.Tensor, weights: dict[str, float], *, snr_db=None, link=None, generator=None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Per-example training loss ``[B]`` (the task loss, :func:`task_loss`, + the weighted extra terms,
-    shared by all examples) and its parts. ``targets``: labels, or clean images for reconstruction."""
+def robust_loss(model_call, images: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor | None, weights: dict[str, float], *, snr_db=None, link=None,
+                generator=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Per-example training loss ``[B]`` of (possibly attacked) ``images`` and its parts: the task loss
+    (:func:`digisem.evaluate.task_loss`: cross-entropy with ``labels``, or, with ``labels=None``, the
+    MSE against the ``clean`` images) plus the weighted extra terms shared by all examples."""
     out = model_call(images, snr_db=snr_db, link=link, generator=generator)
-    per_example = task_loss(out, targets)
+    per_example = task_loss(out, clean, labels)
     module = getattr(model_call, "module", model_call)
     extra = float(weights.get("vq", 1.0)) * sum(out["vq_losses"].values(), torch.zeros(()))
     if isinstance(module.digitizer, VectorQuantizer):
         extra = extra + float(weights.get("orthogonality", 0.0)) * module.digitizer.orthogonality()
     if out["fim_logits"]:
-        extra = extra + float(weights.get("fim", 0.0)) * sum(F.cross_entropy(logits, targets) for logits in out["fim_logits"]) / len(out["fim_logits"])
+        extra = extra + float(weights.get("fim", 0.0)) * sum(F.cross_entropy(logits, labels) for logits in out["fim_logits"]) / len(out["fim_logits"])
     if weights.get("similarity"):
         extra = extra + float(weights["similarity"]) * similarity_loss(out["features"])
     if out.get("logits") is not None:
-        parts = {"cross_entropy": float(per_example.detach().mean()), "accuracy": float((out["logits"].argmax(1) == targets).float().mean())}
+        parts = {"cross_entropy": float(per_example.detach().mean()), "accuracy": float((out["logits"].argmax(1) == labels).float().mean())}
     else:
         parts = {"mse": float(per_example.detach().mean())}
     return per_example + extra, parts
@@ -128,16 +123,16 @@ def robust_stages(context: RecipeContext) -> Iterator[Stage]:
         raise RecipeError("the FIM learns from class labels (eq. 15): use fim_layers [] for a reconstruction model")
 
     def loss(model_call, batch, generator):
-        images, labels = batch
-        targets = images if reconstruction else labels
+        clean, labels = batch
+        labels = None if reconstruction else labels
+        images = clean
         if attack is not None:
-            clean = images
-            images = attack(lambda x: task_loss(model_call(x, generator=generator), targets), images, generator)
+            images = attack(lambda x: task_loss(model_call(x, generator=generator), clean, labels), clean, generator)
             if model.config.masking == "noise":
                 model.update_noise_profile(clean, images)
         if awp is not None:
-            awp.perturb(lambda: robust_loss(model_call, images, targets, weights, snr_db=snr_db, link=link, generator=generator)[0].mean())
-        total, parts = robust_loss(model_call, images, targets, weights, snr_db=snr_db, link=link, generator=generator)
+            awp.perturb(lambda: robust_loss(model_call, images, clean, labels, weights, snr_db=snr_db, link=link, generator=generator)[0].mean())
+        total, parts = robust_loss(model_call, images, clean, labels, weights, snr_db=snr_db, link=link, generator=generator)
         return total.mean(), parts
 
     trainable = tuple(part for part in TRAINABLE if any(True for _ in getattr(model, part).parameters()))

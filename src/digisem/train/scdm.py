@@ -29,7 +29,13 @@ from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from ..io import atomic_write, derived_seed
-from ..systems.base import RecipeContext, RecipeSpec, Stage, register_recipe
+from ..systems.base import (
+    RecipeContext,
+    RecipeSpec,
+    Stage,
+    batch_parts,
+    register_recipe,
+)
 from ..systems.jcm import JCM, reconstruction_loss
 from ..systems.scdm import SCDM, SCDMConfig, dsm_loss, sample, to_complex, to_real
 from ..weights import read_weights
@@ -70,17 +76,10 @@ class JointTraining:
     batch_size: int = 64
 
 
-def _images_of(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(images, labels or None) of a batch from CIFAR-10 (pairs) or a TensorDataset of images."""
-    if isinstance(batch, (list, tuple)):
-        return batch[0], (batch[1] if len(batch) > 1 else None)
-    return batch, None
-
-
 def all_images(dataset: Dataset, limit: int | None = None) -> torch.Tensor:
     """The first ``limit`` images of a dataset as one ``[N, 3, H, W]`` float tensor in [0, 1]."""
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    return torch.stack([_images_of(dataset[i])[0] for i in range(count)])
+    return torch.stack([batch_parts(dataset[i])[0] for i in range(count)])
 
 
 def jcm_stages(context: RecipeContext) -> Iterator[Stage]:
@@ -90,7 +89,7 @@ def jcm_stages(context: RecipeContext) -> Iterator[Stage]:
     link = model.link_for(train["link"])
 
     def loss(model_call, batch, generator):
-        images, labels = _images_of(batch)
+        images, labels = batch_parts(batch)
         outputs = model_call(images, link=link, snr_db=train["snr_db"], generator=generator)
         return reconstruction_loss(outputs, images, labels, train["class_weight"]), {}
 

@@ -31,7 +31,8 @@ class ChannelOutput(NamedTuple):
     """What a symbol channel delivers to the demapper.
 
     ``symbols : [B, n], complex64`` equalized received symbols;
-    ``noise_var : broadcastable to [B, n], float32`` effective complex noise variance per symbol.
+    ``noise_var : broadcastable to [B, n], float32`` effective complex noise variance per symbol
+    (complex128 and float64 for complex128 input: the precision follows the input).
     """
 
     symbols: torch.Tensor
@@ -58,7 +59,7 @@ def noise_variance(snr_db: float | torch.Tensor, x: torch.Tensor) -> torch.Tenso
     ``snr_db`` is a number, a 0-d tensor or a ``[B]`` tensor with ``B = x.shape[0]``; values must be
     finite and inside ``[SNR_DB_MIN, SNR_DB_MAX]`` dB.
     """
-    snr = torch.as_tensor(snr_db, dtype=torch.float32, device=x.device)
+    snr = torch.as_tensor(snr_db, dtype=_real_dtype(x), device=x.device)
     if snr.dim() > 1 or (snr.dim() == 1 and snr.shape[0] != x.shape[0]):
         raise ValueError(f"snr_db must be a scalar or have shape [B] = [{x.shape[0]}], got shape {tuple(snr.shape)}")
     if not bool(torch.isfinite(snr).all()) or bool((snr < SNR_DB_MIN).any()) or bool((snr > SNR_DB_MAX).any()):
@@ -70,8 +71,14 @@ def noise_variance(snr_db: float | torch.Tensor, x: torch.Tensor) -> torch.Tenso
 
 
 def complex_normal(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """CN(0, 1) samples (variance 1/2 per real dimension) of ``shape`` on ``like``'s device, complex64."""
-    return torch.randn(shape, dtype=torch.complex64, device=like.device, generator=generator)
+    """CN(0, 1) samples (variance 1/2 per real dimension) of ``shape`` on ``like``'s device, of
+    ``like``'s complex dtype (complex64 for a real ``like``)."""
+    return torch.randn(shape, dtype=like.dtype if like.is_complex() else torch.complex64, device=like.device, generator=generator)
+
+
+def _real_dtype(x: torch.Tensor) -> torch.dtype:
+    """float64 for complex128 symbols, float32 otherwise: noise variances follow the input's precision."""
+    return torch.float64 if x.dtype == torch.complex128 else torch.float32
 
 
 def _check_batch(x: torch.Tensor) -> None:
@@ -157,7 +164,8 @@ class MIMO(nn.Module):
         ``interference(y [B, uses, Nr]) -> [B, uses, Nr]`` complex, added before detection.
 
     Input: ``x : [B, n], complex64``; ``snr_db`` : Es/N0 per transmitted symbol per receive antenna (dB).
-    Output: :class:`ChannelOutput` with ``symbols [B, n]`` and per-stream ``noise_var [B, n]``.
+    Output: :class:`ChannelOutput` with ``symbols [B, n]`` and per-stream ``noise_var [B, n]``, of
+    the input's dtype (ZF/LMMSE detect in Sionna's single precision, then cast back).
     """
 
     def __init__(self, num_tx: int, num_rx: int, detector: str = "lmmse", block: bool = False,
@@ -197,10 +205,10 @@ class MIMO(nn.Module):
         noise = complex_normal((batch, uses, self.num_rx), x, generator) * noise_var.sqrt()
         y = self._interfered((h @ streams.unsqueeze(-1)).squeeze(-1) + noise)
         noise_cov = noise_var.unsqueeze(-1) * torch.eye(self.num_rx, device=x.device)
-        noise_cov = noise_cov.to(torch.complex64).expand(batch, uses, self.num_rx, self.num_rx)
+        noise_cov = noise_cov.to(x.dtype).expand(batch, uses, self.num_rx, self.num_rx)
         equalizer = zf_equalizer if self.detector == "zf" else lmmse_equalizer
         x_hat, no_eff = equalizer(y, h, noise_cov)
-        return ChannelOutput(x_hat.reshape(batch, -1), no_eff.reshape(batch, -1).to(torch.float32))
+        return ChannelOutput(x_hat.reshape(batch, -1).to(x.dtype), no_eff.reshape(batch, -1).to(_real_dtype(x)))
 
     def _interfered(self, y: torch.Tensor) -> torch.Tensor:
         return y if self.interference is None else y + self.interference(y)
@@ -248,7 +256,7 @@ class MIMO(nn.Module):
         batch = received.shape[0]
         combined = (modes.left.conj().transpose(-1, -2) @ received.unsqueeze(-1)).squeeze(-1)
         x_hat = combined / modes.singular.to(combined.dtype)
-        return ChannelOutput(x_hat.reshape(batch, -1), (modes.noise_var / modes.singular.pow(2)).reshape(batch, -1).to(torch.float32))
+        return ChannelOutput(x_hat.reshape(batch, -1), (modes.noise_var / modes.singular.pow(2)).reshape(batch, -1).to(_real_dtype(x_hat)))
 
 
 class BinarySymmetric(nn.Module):

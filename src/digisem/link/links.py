@@ -16,6 +16,8 @@ from torch.nn import functional as F
 
 from .bits import bits_to_int, int_to_bits
 from .channel import (
+    SNR_DB_MAX,
+    SNR_DB_MIN,
     BinarySymmetric,
     ChannelOutput,
     check_flip_probability,
@@ -192,8 +194,8 @@ class BSCLink(nn.Module):
         if snr_db is None:
             raise ValueError(f"this BSCLink derives p from the SNR of {self.modulation}: pass snr_db")
         snr = torch.as_tensor(snr_db, dtype=torch.float64)
-        if not bool(torch.isfinite(snr).all()):
-            raise ValueError(f"snr_db must be finite, got {snr.tolist()}")
+        if not bool(torch.isfinite(snr).all()) or bool((snr < SNR_DB_MIN).any()) or bool((snr > SNR_DB_MAX).any()):
+            raise ValueError(f"snr_db ({self.snr_kind}) must be finite and in [{SNR_DB_MIN:g}, {SNR_DB_MAX:g}] dB, got {snr.tolist()}")
         p = torch.as_tensor(bsc_flip_probability(self.modulation, snr.cpu().numpy(), self.snr_kind), dtype=torch.float32)
         return p if p.dim() else float(p)
 

@@ -52,26 +52,36 @@ def simulate_ber(
     """Simulate BER and BLER at each Es/N0 (dB per complex channel symbol).
 
     Each SNR point sends batches of ``[blocks_per_batch, block_bits]`` random bits until
-    ``target_errors`` bit errors are counted or ``max_bits`` bits are sent, whichever is first
-    (as Sionna's ``sim_ber``). With a channel code, ``block_bits`` should be a multiple of its ``k``.
-    Returns a :class:`BerSweep`; shows a progress bar over the bit budget unless ``progress=False``.
+    ``target_errors`` bit errors are counted or the bit budget is sent, whichever is first (as
+    Sionna's ``sim_ber``). The budget is ``max_bits`` rounded up to whole blocks
+    (:func:`bit_budget`); the last batch of a point is cut to fit it. With a channel code,
+    ``block_bits`` should be a multiple of its ``k``. Returns a :class:`BerSweep`; shows a progress
+    bar over the bit budget unless ``progress=False``.
     """
     if max_bits < 1 or target_errors < 1 or block_bits < 1 or blocks_per_batch < 1:
         raise ValueError("max_bits, target_errors, block_bits and blocks_per_batch must all be >= 1")
     device = link.constellation.points.device
+    budget = bit_budget(max_bits, block_bits)
     sweep = BerSweep()
-    with tqdm(total=len(esn0_db) * max_bits, unit="bit", unit_scale=True, disable=not progress, desc="BER") as bar:
+    with tqdm(total=len(esn0_db) * budget, unit="bit", unit_scale=True, disable=not progress, desc="BER") as bar:
         for snr in esn0_db:
             point = BerPoint(float(snr))
-            while point.bits < max_bits and point.bit_errors < target_errors:
-                bits = torch.randint(0, 2, (blocks_per_batch, block_bits), dtype=torch.uint8, device=device, generator=generator)
+            while point.bits < budget and point.bit_errors < target_errors:
+                blocks = min(blocks_per_batch, (budget - point.bits) // block_bits)
+                bits = torch.randint(0, 2, (blocks, block_bits), dtype=torch.uint8, device=device, generator=generator)
                 wrong = link.transmit_bits(bits, float(snr), generator) != bits
                 point.bits += bits.numel()
                 point.bit_errors += int(wrong.sum())
-                point.blocks += blocks_per_batch
+                point.blocks += blocks
                 point.block_errors += int(wrong.any(1).sum())
                 bar.update(bits.numel())
                 bar.set_postfix(esn0_db=f"{snr:g}", ber=f"{point.ber:.2e}")
-            bar.update(max_bits - point.bits if point.bits < max_bits else 0)
+            bar.update(budget - point.bits)
             sweep.points.append(point)
     return sweep
+
+
+def bit_budget(max_bits: int, block_bits: int) -> int:
+    """The bits :func:`simulate_ber` sends at most per SNR point: ``max_bits`` rounded up to a whole
+    number of ``block_bits``-bit blocks (``bit_budget(200_000, 4096) == 200_704``)."""
+    return -(-max_bits // block_bits) * block_bits

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from digisem.nn import GDN, RCB, SqueezeExcitation, TransposedRCB
+from digisem.nn import GDN, RCB, SqueezeExcitation, TransformerBlock, TransposedRCB
 
 OFFSET = 2.0**-18
 
@@ -100,3 +100,11 @@ def test_squeeze_excitation_scales_each_channel_by_its_gate(generator):
         se.excite.weight.zero_()
         se.excite.bias.fill_(0.0)
     assert torch.allclose(se(x), 0.5 * x)
+
+
+def test_transformer_self_attention_equals_torch_multihead_attention():
+    torch.manual_seed(0)
+    block = TransformerBlock(32, 4)
+    tokens = torch.randn(3, 7, 32)
+    reference = block.attention(tokens, tokens, tokens, need_weights=False)[0]
+    torch.testing.assert_close(block.self_attention(tokens), reference, rtol=1e-5, atol=1e-6)

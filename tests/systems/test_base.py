@@ -33,6 +33,8 @@ TINY_CONFIGS: dict[str, dict[str, dict]] = {
     "vqvae": {
         "digital": {"config": {"image_size": 16, "patch": 4, "width": 8, "depth": 1, "heads": 2, "decoder_width": 8, "decoder_depth": 1, "code_dim": 4,
                                "codebook_size": 16, "classes": 3}, "side": 16, "payload": (8,)},
+        "conv-stem": {"config": {"image_size": 16, "patch": 4, "stem": "conv", "stem_channels": 4, "width": 8, "depth": 1, "heads": 2, "decoder_width": 8,
+                                 "decoder_depth": 1, "decoder_heads": 2, "code_dim": 4, "codebook_size": 16, "classes": 3}, "side": 16, "payload": (8,)},
         "analog-reconstruction": {"config": {"image_size": 16, "patch": 4, "width": 8, "depth": 1, "heads": 2, "decoder_width": 8, "decoder_depth": 1, "code_dim": 4,
                                              "transmission": "analog", "task": "reconstruction", "mask_ratio": 0.25}, "side": 16, "payload": (12 * 4 // 2,)},
     },

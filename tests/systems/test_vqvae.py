@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from digisem.systems.vqvae import (
+    ConvStem,
     FeatureImportanceModule,
     MaskedVQVAE,
     MaskedVQVAEConfig,
@@ -115,6 +116,35 @@ def test_masked_vqvae_reconstruction_round_trip_of_patches(generator):
         model(torch.rand(2, 3, 28, 28))
     with pytest.raises(ValueError, match="unknown task"):
         MaskedVQVAEConfig(task="segmentation")
+
+
+def test_conv_stem_token_i_sees_patch_i_and_its_neighbours_only(generator):
+    stem = ConvStem(patch=4, channels=4, width=8).eval()
+    x = torch.rand(1, 3, 32, 32, generator=generator)
+    tokens = stem(x)
+    assert tokens.shape == (1, 64, 8)
+    changed = x.clone()
+    changed[0, :, 0:4, 0:4] = 1 - changed[0, :, 0:4, 0:4]  # patch 0 (top-left) only
+    moved = (stem(changed) - tokens).abs().amax(-1)[0].reshape(8, 8)
+    assert moved[0, 0] > 0, "token 0 sees patch 0"
+    # receptive field: 11 pixels beyond the patch on each side (two full-resolution 3x3 layers, then
+    # two stages of a stride-2 and a stride-1 layer), so patch 0 reaches tokens 0..3 of each axis
+    assert moved[3, 3] > 0 and torch.all(moved[4:, :] == 0) and torch.all(moved[:, 4:] == 0), "tokens four or more patches away do not"
+
+
+def test_masked_vqvae_with_a_conv_stem_sends_only_the_kept_tokens_and_trains_the_stem(generator):
+    config = MaskedVQVAEConfig(stem="conv", stem_channels=4, width=16, depth=1, heads=2, decoder_width=8, decoder_depth=1, decoder_heads=2, code_dim=8,
+                               codebook_size=16)
+    model = MaskedVQVAE(config)
+    assert not hasattr(model.encoder, "embed")
+    out = model(torch.rand(2, 3, 32, 32, generator=generator), generator=generator)
+    assert out["payload"].shape == (2, 32) and out["bits_per_image"] == 32 * 4
+    torch.nn.functional.cross_entropy(out["logits"], torch.tensor([0, 1])).backward()
+    assert model.encoder.stem.layers[0][0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown stem"):
+        MaskedVQVAEConfig(stem="resnet")
+    with pytest.raises(ValueError, match="powers of 2"):
+        MaskedVQVAE(MaskedVQVAEConfig(stem="conv", image_size=30, patch=3))
 
 
 @pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5])

@@ -1,6 +1,7 @@
 """Pieces of the robust semantic communication system (masked VQ-VAE paper) that are specific to it.
 
-- :class:`MaskedVQVAE` (Sec. III): a ViT encoder over the kept image patches, a shared codebook
+- :class:`MaskedVQVAE` (Sec. III): a ViT encoder over the kept image patches (tokens from a linear
+  patch embedding, the paper's, or from a convolutional stem, a hybrid ViT), a shared codebook
   (:class:`~digisem.digitize.VectorQuantizer`), indices over any bit link, and an asymmetric
   lightweight decoder with shared mask tokens and positional embeddings, ending in a task head
   (classification: 3 FC layers; reconstruction: pixels of every patch).
@@ -31,6 +32,7 @@ from .base import SampleCheck, System, SystemOutput, register_system
 from .config import DictConfig
 
 TASKS = ("classification", "reconstruction")
+STEMS = ("linear", "conv")
 TRANSMISSIONS = ("digital", "analog")
 MASKINGS = ("uniform", "noise")
 
@@ -151,12 +153,46 @@ def keep_patches(batch: int, patches: int, mask_ratio: float, masking_weights: t
     return chosen.sort(dim=1).values
 
 
-class _PatchEncoder(nn.Module):
-    """Patch embedding, learned positional embedding, ViT blocks, final norm and projection to ``D``."""
+def _conv_bn(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    """3x3 convolution (padding 1), batch norm, GELU: ``[B, in, H, W]`` -> ``[B, out, H / stride, W / stride]``."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), nn.BatchNorm2d(out_channels), nn.GELU())
 
-    def __init__(self, patch_pixels: int, patches: int, width: int, depth: int, heads: int, code_dim: int):
+
+class ConvStem(nn.Module):
+    """Convolutional tokenizer of a hybrid ViT: two 3x3 conv-BN-GELU layers of ``channels`` at full
+    resolution, then ``log2(patch)`` stages of a stride-2 layer and a stride-1 layer, doubling the
+    channels each stage and ending at ``width``. Token ``i`` covers patch ``i`` of the linear
+    embedding's grid (its receptive field reaches the neighbours).
+
+    Input: ``x : [B, 3, H, W]``. Output: ``[B, (H / patch) (W / patch), width]`` in row-major order.
+    """
+
+    def __init__(self, patch: int, channels: int, width: int):
         super().__init__()
-        self.embed = nn.Linear(patch_pixels, width)
+        if patch < 1 or patch & (patch - 1):
+            raise ValueError(f"a conv stem downsamples by powers of 2: patch must be 1, 2, 4, 8, ..., got {patch}")
+        layers = [_conv_bn(3, channels, 1), _conv_bn(channels, channels if patch > 1 else width, 1)]
+        current, stages = channels, patch.bit_length() - 1
+        for stage in range(stages):
+            out = width if stage == stages - 1 else 2 * current
+            layers += [_conv_bn(current, out, 2), _conv_bn(out, out, 1)]
+            current = out
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.contiguous(memory_format=torch.channels_last)).flatten(2).transpose(1, 2)
+
+
+class _PatchEncoder(nn.Module):
+    """Token embedding (``embed``: a linear map of each patch's pixels, or ``stem``: a
+    :class:`ConvStem`), learned positional embedding, ViT blocks, final norm and projection to ``D``."""
+
+    def __init__(self, patch_pixels: int, patches: int, width: int, depth: int, heads: int, code_dim: int, stem: nn.Module | None = None):
+        super().__init__()
+        if stem is None:
+            self.embed = nn.Linear(patch_pixels, width)
+        else:
+            self.stem = stem
         self.position = nn.Parameter(0.02 * torch.randn(1, patches, width))
         self.blocks = nn.ModuleList(TransformerBlock(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
@@ -180,8 +216,9 @@ class _MaskedDecoder(nn.Module):
 
     def forward(self, received: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
         width = self.mask_token.shape[-1]
-        full = self.mask_token.expand(received.shape[0], self.position.shape[1], width)
-        hidden = full.scatter(1, kept[:, :, None].expand(-1, -1, width), self.embed(received)) + self.position
+        embedded = self.embed(received)
+        full = self.mask_token.to(embedded.dtype).expand(received.shape[0], self.position.shape[1], width)
+        hidden = full.scatter(1, kept[:, :, None].expand(-1, -1, width), embedded) + self.position
         for block in self.blocks:
             hidden = block(hidden)
         return self.norm(hidden)
@@ -198,15 +235,22 @@ class MaskedVQVAEConfig(DictConfig):
 
     ``transmission="analog"`` makes the same ViT the paper's JSCC baseline: no codebook, the encoder
     output pairs into ``K code_dim / 2`` complex symbols per image, power-normalized per image and sent
-    over a :class:`~digisem.link.SymbolLink`."""
+    over a :class:`~digisem.link.SymbolLink`.
+
+    ``stem="conv"`` makes the tokens with a :class:`ConvStem` of ``stem_channels`` (a hybrid ViT that
+    learns at 32 px on a CPU budget); ``"linear"`` is the paper's patch embedding. ``decoder_heads``
+    (0: half the encoder's) sets the decoder's attention heads."""
 
     image_size: int = 32
     patch: int = 4
+    stem: str = "linear"
+    stem_channels: int = 64
     width: int = 128
     depth: int = 4
     heads: int = 4
     decoder_width: int = 64
     decoder_depth: int = 2
+    decoder_heads: int = 0
     code_dim: int = 32
     codebook_size: int = 256
     beta: float = 0.25
@@ -219,6 +263,8 @@ class MaskedVQVAEConfig(DictConfig):
     masking: str = "uniform"
 
     def __post_init__(self) -> None:
+        if self.stem not in STEMS:
+            raise ValueError(f"unknown stem {self.stem!r}: use one of {STEMS}")
         if self.masking not in MASKINGS:
             raise ValueError(f"unknown masking {self.masking!r}: use one of {MASKINGS}")
         if self.transmission not in TRANSMISSIONS:
@@ -244,7 +290,7 @@ class MaskedVQVAEConfig(DictConfig):
 @register_system("vqvae", config=MaskedVQVAEConfig, snr_kind="esn0", default_link="16qam-mimo-8x4-svd-ldpc-1/2", default_snrs="-9:18:3",
                  sample_check=SampleCheck(snr_db=3.0, link=None))
 class MaskedVQVAE(System):
-    """The masked VQ-VAE semantic communication system: parts ``encoder`` (patch embedding,
+    """The masked VQ-VAE semantic communication system: parts ``encoder`` (patch embedding or conv stem,
     positional embedding, ViT blocks, projection to the code dimension), ``digitizer`` (the shared
     codebook, :class:`~digisem.digitize.VectorQuantizer`; :class:`~digisem.digitize.AnalogSymbols`
     for the JSCC twin), ``decoder`` (mask token, positional embedding, ViT blocks) and ``head``.
@@ -269,13 +315,14 @@ class MaskedVQVAE(System):
         super().__init__()
         self.config = config = config or MaskedVQVAEConfig()
         patch_pixels = 3 * config.patch * config.patch
-        self.encoder = _PatchEncoder(patch_pixels, config.patches, config.width, config.depth, config.heads, config.code_dim)
+        stem = ConvStem(config.patch, config.stem_channels, config.width) if config.stem == "conv" else None
+        self.encoder = _PatchEncoder(patch_pixels, config.patches, config.width, config.depth, config.heads, config.code_dim, stem)
         self.fims = nn.ModuleDict({str(layer): FeatureImportanceModule(config.width, config.classes, config.fim_threshold) for layer in config.fim_layers})
         self.digitizer = VectorQuantizer(config.codebook_size, config.code_dim, config.beta) if config.transmission == "digital" else AnalogSymbols()
         self.restorer = None
         if config.masking == "noise":
             self.register_buffer("noise_profile", torch.zeros(config.patches))
-        self.decoder = _MaskedDecoder(config.code_dim, config.patches, config.decoder_width, config.decoder_depth, max(1, config.heads // 2))
+        self.decoder = _MaskedDecoder(config.code_dim, config.patches, config.decoder_width, config.decoder_depth, config.decoder_heads or max(1, config.heads // 2))
         if config.task == "classification":
             width = config.decoder_width
             self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, config.classes))
@@ -310,7 +357,8 @@ class MaskedVQVAE(System):
         if masking_weights is None and config.masking == "noise" and float(self.noise_profile.sum()) > 0:
             masking_weights = self.noise_profile
         kept = keep_patches(x.shape[0], config.patches, config.mask_ratio, masking_weights, generator).to(x.device)
-        tokens = torch.gather(self.encoder.embed(patches) + self.encoder.position, 1, kept[:, :, None].expand(-1, -1, config.width))
+        embedded = self.encoder.stem(x) if config.stem == "conv" else self.encoder.embed(patches)
+        tokens = torch.gather(embedded + self.encoder.position, 1, kept[:, :, None].expand(-1, -1, config.width))
         fim_logits = []
         snr = 0.0 if snr_db is None else snr_db
         for index, block in enumerate(self.encoder.blocks):

@@ -46,7 +46,7 @@ class RobustTraining:
     """The ``train`` section: ``epochs``, ``lr``, Es/N0 ``snr_db`` of the training link, the
     transmitter-side ``attack`` of adversarial training, the AWP ``awp_gamma`` (0: none), the loss
     ``weights`` (``vq``, ``orthogonality``, ``fim``, ``similarity``) and ``init_from`` (an earlier
-    run of the same runs folder to fine-tune)."""
+    run of the same runs folder to fine-tune) and ``precision`` (``fp32``, or ``bf16`` autocast)."""
 
     epochs: int
     lr: float
@@ -55,6 +55,7 @@ class RobustTraining:
     awp_gamma: float = 0.0
     weights: dict[str, float] = field(default_factory=dict)
     init_from: str | None = None
+    precision: str = "fp32"
 
 
 def _initialize_from(model: MaskedVQVAE, runs_dir: Path, run_name: str | None) -> str | None:
@@ -138,7 +139,7 @@ def robust_stages(context: RecipeContext) -> Iterator[Stage]:
     trainable = tuple(part for part in TRAINABLE if any(True for _ in getattr(model, part).parameters()))
     context.extras["weights_metadata"] = {"link": link_spec}
     yield Stage("robust", train["epochs"], train["lr"], trainable, loss, after_backward=awp.restore if awp is not None else None,
-                fingerprint={"link": link_spec, "initial_weights": initial_weights})
+                fingerprint={"link": link_spec, "initial_weights": initial_weights}, precision=train["precision"])
 
 
 ROBUST_RECIPE = register_recipe("vqvae", RecipeSpec(stages=robust_stages, sections={"train": RobustTraining, "link": dict[str, Any] | None}))

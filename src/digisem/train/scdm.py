@@ -47,13 +47,14 @@ from .recipe import RecipeError, stage_key
 class JCMTraining:
     """The ``train`` section of a JCM recipe: Es/N0 of training ``snr_db`` (dB per complex symbol),
     ``epochs``, ``lr``, ``class_weight`` of the classification term, and the training ``link``
-    (a symbol channel spec, default AWGN)."""
+    (a symbol channel spec, default AWGN) and ``precision`` (``fp32``, or ``bf16`` autocast)."""
 
     snr_db: float
     epochs: int
     lr: float
     class_weight: float = 0.0
     link: str = "awgn"
+    precision: str = "fp32"
 
 
 @dataclass
@@ -93,7 +94,7 @@ def jcm_stages(context: RecipeContext) -> Iterator[Stage]:
         outputs = model_call(images, link=link, snr_db=train["snr_db"], generator=generator)
         return reconstruction_loss(outputs, images, labels, train["class_weight"]), {}
 
-    yield Stage("jcm", train["epochs"], train["lr"], ("encoder", "decoder"), loss)
+    yield Stage("jcm", train["epochs"], train["lr"], ("encoder", "decoder"), loss, precision=train["precision"])
     model.cpu()
     model.fit_symbol_prior(all_images(context.train_set, 2000), torch.Generator().manual_seed(context.seed))
 

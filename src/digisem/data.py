@@ -83,7 +83,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     if from_env:
         return Path(from_env).expanduser()
     raise DatasetNotFoundError(
-        f"No data folder given: pass root=DIR or set the environment variable {DATA_ENV_VAR}=DIR, where DIR "
+        f"No data folder given: pass --data DIR (root=DIR in Python) or set the environment variable {DATA_ENV_VAR}=DIR, where DIR "
         f"holds the data sets ({CIFAR10_FOLDER_DIR}/ or {CIFAR10_PICKLE_DIR}/, kodak24/, urban100/)"
     )
 
@@ -138,9 +138,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One official batch file -> images uint8 (N, 3, 32, 32) and labels int64 (N,)."""
-    with path.open("rb") as file:
-        batch = _RestrictedUnpickler(file, encoding="bytes").load()
+    """One official batch file -> images uint8 (N, 3, 32, 32) and labels int64 (N,).
+
+    Raises ValueError naming the file for a damaged, truncated or unsafe file (nothing in it runs)."""
+    try:
+        with path.open("rb") as file:
+            batch = _RestrictedUnpickler(file, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as err:
+        raise ValueError(f"{path} is not a valid CIFAR-10 batch file ({type(err).__name__}: {err}); delete {path.parent} "
+                         "and fetch the official batches again with digisem download cifar10") from err
     if not isinstance(batch, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(batch).__name__}")
     data = batch.get(b"data", batch.get("data"))
@@ -555,7 +561,7 @@ class _BenchmarkFolder(ImageFolder):
         if not found:
             raise DatasetNotFoundError(
                 f"{type(self).__name__} not found: looked for {self.file_pattern} in {named} and in {base}; "
-                f"pass root=DIR or set {DATA_ENV_VAR}=DIR where DIR/{self.folder_name}/ holds the images"
+                f"pass --data DIR (root=DIR in Python) or set {DATA_ENV_VAR}=DIR where DIR/{self.folder_name}/ holds the images"
             )
         if len(found) != self.expected_count:
             raise DatasetNotFoundError(

@@ -8,9 +8,12 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,54 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+STALE_SECONDS = 60.0
+"""A temporary file untouched for this long belongs to a writer that died (``kill -9``, power loss):
+a live atomic write renames its file within moments of the last byte."""
+
+
+def remove_stale_temporaries(folder: str | Path, older_than_s: float = STALE_SECONDS) -> list[Path]:
+    """Delete the leftovers of interrupted atomic writes in ``folder`` (not recursive): ``.*.tmp``
+    files and ``.*.partial`` folders (:func:`staged_folder`) not modified for ``older_than_s``
+    seconds. Returns what was deleted; a missing folder is nothing to clean."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    removed = []
+    for path in sorted(folder.glob(".*.tmp")) + sorted(folder.glob(".*.partial")):
+        try:
+            if path.lstat().st_mtime > cutoff:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
+
+
+@contextmanager
+def staged_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty folder beside ``path`` to write a whole set of outputs into; when the block
+    ends normally, move every file in it into ``path`` (created if needed; files of the same name are
+    replaced, others kept), and if it raises (Ctrl-C included) delete it. So ``path`` holds every
+    file of a run or none: never some new files beside an old report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    try:
+        yield stage
+        for source in sorted(stage.rglob("*")):
+            if source.is_file():
+                target = path / source.relative_to(stage)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def write_json(path: str | Path, data: Any) -> Path:

@@ -3,7 +3,9 @@ optimizer state; both written atomically, and load errors name the file and the 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,22 @@ class CheckpointError(RuntimeError):
     """A weights or state file is missing, corrupted or does not fit the model."""
 
 
+DIGEST_KEY = "tensors_sha256"
+"""The metadata key of a weights file's own checksum (:func:`tensors_digest` of its tensors)."""
+
+
+def tensors_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of a state dict's names, dtypes, shapes and bytes, in name order: what
+    :func:`save_weights` stores and :func:`read_weights` checks, so flipped bytes in the tensor data
+    of any weights file (a run folder's included, not only the zoo's pinned ones) are caught."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None, float_dtype: torch.dtype | None = None) -> Path:
     """Write ``module.state_dict()`` to a safetensors file (atomically); ``metadata`` is stored as JSON
     strings. ``float_dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type;
@@ -26,12 +44,16 @@ def save_weights(module: nn.Module, path: str | Path, metadata: dict[str, Any] |
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in module.state_dict().items()}
     if float_dtype is not None:
         state = {name: tensor.to(float_dtype) if tensor.dtype.is_floating_point else tensor for name, tensor in state.items()}
-    text_metadata = {key: json.dumps(value) for key, value in (metadata or {}).items()}
+    text_metadata = {key: json.dumps(value) for key, value in (metadata or {}).items() if key != DIGEST_KEY}
+    text_metadata[DIGEST_KEY] = json.dumps(tensors_digest(state))
     return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=text_metadata))
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a safetensors file: (tensors on the CPU, metadata decoded from JSON). Raises :class:`CheckpointError`."""
+    """Read a safetensors file: (tensors on the CPU, metadata decoded from JSON, without the checksum).
+
+    A file written by :func:`save_weights` carries the checksum of its tensors, checked here; older
+    files without one load unchecked. Raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
@@ -44,6 +66,10 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         metadata = {key: json.loads(value) for key, value in raw_metadata.items()}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"weights file {path} is corrupted or not a safetensors file: {err}") from err
+    recorded = metadata.pop(DIGEST_KEY, None)
+    if recorded is not None and recorded != tensors_digest(state):
+        raise CheckpointError(f"weights file {path} is corrupted: its tensors no longer match the sha256 recorded when it was written; "
+                              "retrain (digisem train ... --resume reuses cached stages) or restore the file from a copy")
     return state, metadata
 
 
@@ -70,5 +96,11 @@ def load_state(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
         raise CheckpointError(f"state file not found: {path}") from err
-    except Exception as err:  # torch raises several types for a damaged or unsafe file
-        raise CheckpointError(f"state file {path} is corrupted or unsafe to load: {err}") from err
+    except pickle.UnpicklingError as err:
+        reasons = [line.strip() for line in str(err).splitlines() if line.strip() and "weights_only" not in line and "documentation" not in line]
+        raise CheckpointError(f"state file {path} is not one digisem wrote ({' '.join(reasons) or 'unreadable pickle'}): digisem loads state "
+                              "files with weights_only=True, which admits tensors and plain containers only. Do not retry with "
+                              "torch.load(weights_only=False): that could run code from the file. Delete its stage folder and train it again") from err
+    except Exception as err:  # torch raises several types for a damaged file
+        raise CheckpointError(f"state file {path} is corrupted ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no details'}): "
+                              "delete its stage folder and train it again") from err

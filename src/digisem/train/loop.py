@@ -5,7 +5,9 @@ model train, for how many epochs, at which learning rate, with which loss). :fun
 cosine annealing, shows progress, and after every epoch writes one atomic checkpoint
 (``state.pt``: model, optimizer, scheduler, epoch, logs; loaded with ``weights_only=True``), the
 weights as ``model.safetensors`` and the log as ``log.jsonl``. A finished stage leaves
-``done.json``. Running a stage again resumes it (or just loads it when done), and because every
+``done.json``. Temporary files that a killed run left in the stage folder are deleted when the
+stage runs again (:func:`~digisem.io.remove_stale_temporaries`). Running a stage again resumes it
+(or just loads it when done), and because every
 epoch's shuffling and noise come from generators seeded by (seed, stage, epoch), a resumed run
 gives the same numbers as an uninterrupted one.
 
@@ -28,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from ..io import derived_seed, write_json, write_jsonl
+from ..io import derived_seed, remove_stale_temporaries, write_json, write_jsonl
 from ..systems.base import Stage
 from ..weights import load_state, save_state, save_weights
 
@@ -91,6 +93,8 @@ def fit_stage(
     stage_dir = Path(stage_dir)
     device = device or default_device()
     rank, world_size = distributed_context()
+    if rank == 0:
+        remove_stale_temporaries(stage_dir)
     model.to(device)
     if (stage_dir / "done.json").is_file():
         checkpoint = load_state(stage_dir / "state.pt")

@@ -21,7 +21,7 @@ from torch import nn
 from ..attacks import from_spec as attack_from_spec
 from ..data import describe_dataset, recipe_dataset
 from ..evaluate import average_over, sweep
-from ..io import atomic_write, run_metadata, write_json, write_jsonl
+from ..io import atomic_write, remove_stale_temporaries, run_metadata, write_json, write_jsonl
 from ..plots import plot_metric
 from ..snr import parse_snr_range
 from ..systems import FAMILIES
@@ -88,6 +88,8 @@ def run_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_root:
     for stage in spec.stages(context):
         fingerprint = fingerprint_of(stage)
         stage_dir = stage_dir_of(stage)
+        if stage.epochs < 1 and not (stage_dir / "done.json").is_file():
+            raise RecipeError(f"stage {stage.name!r} of recipe {recipe['name']!r} needs epochs >= 1, got {stage.epochs}")
         if rank == 0 and not (stage_dir / "fingerprint.json").is_file():
             write_json(stage_dir / "fingerprint.json", fingerprint)
         dataset = stage.dataset if stage.dataset is not None else context.train_set
@@ -158,4 +160,5 @@ def write_run_folder(run_dir: str | Path, recipe: dict[str, Any], model: nn.Modu
     write_json(run_dir / "results.json", results)
     for metric in plots:
         plot_metric([results], metric, run_dir / "plots" / f"{metric}.png", title=results["name"])
+    remove_stale_temporaries(run_dir)
     return run_dir

@@ -74,6 +74,8 @@ def build_system(metadata: dict[str, Any]) -> nn.Module:
     system = metadata.get("system")
     if system not in FAMILIES:
         raise CheckpointError(f"weights metadata names system {system!r}; known systems: {FAMILIES.names()}")
+    if not isinstance(metadata.get("config"), dict):
+        raise CheckpointError(f"weights metadata of a {system!r} system has no model config: the file was not written by digisem's save_weights")
     return FAMILIES[system].build(metadata["config"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -15,6 +16,67 @@ from digisem.snr import SNR_RANGE_HELP, SNRRangeError, parse_snr_range
 
 class UsageError(ValueError):
     """Bad command-line input: printed as one line, exit status 2."""
+
+
+def _writable_parent(path: Path, option: str) -> None:
+    """UsageError unless ``path`` can be created: its nearest existing ancestor is a writable folder."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{option} {path}: {ancestor} is a file, so {path} cannot be created: choose another {option}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: the folder {ancestor} is not writable: choose another {option}")
+
+
+def _output_folder(text: str | Path, option: str = "--out") -> Path:
+    """The output folder of a verb, checked before any computing: a folder, or a new one that can be made."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a folder: choose a folder (it is created if missing)")
+    if not path.exists():
+        _writable_parent(path, option)
+    elif not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: the folder is not writable: choose another {option}")
+    return path
+
+
+def _output_png(text: str | Path, option: str = "--out") -> Path:
+    """An output PNG file, checked before any computing: ends in .png, is not a folder, its folder can be written."""
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"{option} {path}: the image is written as PNG (lossless), so the name must end in .png")
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder: give a file name ending in .png")
+    _writable_parent(path, option)
+    return path
+
+
+def _check_link_snrs(link, snrs: list[float], snr_kind: str) -> None:
+    """UsageError naming the SNR as typed if a sweep point (dB of ``snr_kind``) falls outside the
+    range the link accepts (``[SNR_DB_MIN, SNR_DB_MAX]`` dB in the link's own convention)."""
+    from digisem.link import link_snr_db, link_snr_kind
+    from digisem.link.channel import SNR_DB_MAX, SNR_DB_MIN
+    from digisem.snr import SNR_LABELS
+
+    for snr in snrs:
+        value = link_snr_db(link, snr, snr_kind)
+        if value is None or SNR_DB_MIN <= value <= SNR_DB_MAX:
+            continue
+        wanted = link_snr_kind(link)
+        converted = "" if wanted == snr_kind else f" ({value:.2f} dB {SNR_LABELS[wanted]} on this link)"
+        raise UsageError(f"--snr {snr:g} dB {SNR_LABELS[snr_kind]}{converted} is outside the link's range "
+                         f"[{SNR_DB_MIN:g}, {SNR_DB_MAX:g}] dB {SNR_LABELS[wanted]}: choose SNRs inside it")
+
+
+def _warn_interference(link, verb: str) -> None:
+    """Print a warning when the link's MIMO channel detects more streams than it has receive
+    antennas (ZF/LMMSE): the streams interfere and the BER floors whatever the SNR."""
+    channel = getattr(link, "channel", None)
+    if getattr(channel, "detector", None) in ("zf", "lmmse") and channel.num_tx > channel.num_rx:
+        print(f"digisem {verb}: warning: mimo-{channel.num_tx}x{channel.num_rx} sends {channel.num_tx} streams to {channel.num_rx} receive antennas, "
+              f"so {channel.detector.upper()} detection cannot separate them and the BER floors whatever the SNR; "
+              f"mimo-{channel.num_tx}x{channel.num_rx}-svd sends {channel.num_rx} interference-free eigenmode streams instead", file=sys.stderr)
 
 
 def _build_link(modulation: str, channel: str, code: str | None, demapping: str | None, ldpc_k: int):
@@ -41,16 +103,15 @@ def command_ber(args: argparse.Namespace) -> int:
     import torch
 
     from digisem.io import run_metadata, write_json
-    from digisem.link.simulate import simulate_ber
+    from digisem.link.simulate import bit_budget, simulate_ber
     from digisem.link.theory import ebn0_to_esn0_db, esn0_to_ebn0_db
     from digisem.plots import plot_metric
 
     snrs = parse_snr_range(args.snr)
-    if not snrs:
-        raise UsageError("--snr gave no SNR values")
     if args.bits < 1 or args.target_errors < 1:
         raise UsageError("--bits and --target-errors must be >= 1")
     link = _build_link(args.modulation, args.channel, args.code, args.demapping, args.ldpc_k)
+    out = _output_folder(args.out or f"runs/ber-{link.constellation.name}-{args.channel}{'-' + args.code.replace('/', '_') if args.code else ''}")
     k = link.constellation.bits_per_symbol
     rate = link.code_rate
     if args.snr_kind == "ebn0":
@@ -59,7 +120,10 @@ def command_ber(args: argparse.Namespace) -> int:
     else:
         esn0 = snrs
         ebn0 = [float(v) for v in np.atleast_1d(esn0_to_ebn0_db(snrs, k, rate))]
+    _check_link_snrs(link, snrs, args.snr_kind)
+    _warn_interference(link, args.verb)
     block_bits = link.code.k * 8 if link.code is not None else 4096
+    budget = bit_budget(args.bits, block_bits)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     started = time.perf_counter()
@@ -82,12 +146,11 @@ def command_ber(args: argparse.Namespace) -> int:
     results = {
         "name": label,
         "model": repr(link).replace("\n", " "),
-        "description": f"Monte-Carlo BER of {label}; stop at {args.target_errors} bit errors or {args.bits} bits per point; "
+        "description": f"Monte-Carlo BER of {label}; stop at {args.target_errors} bit errors or {budget} bits per point (--bits {args.bits} in whole blocks); "
         f"demapping {link.demapping}; block BLER over blocks of {block_bits} information bits.",
         "results": curves,
         "meta": run_metadata(args.seed, "cpu", snr_kind=args.snr_kind, channel=args.channel, modulation=link.constellation.name, code=args.code, code_rate=rate, wall_s=round(wall, 2), config=config),
     }
-    out = Path(args.out or f"runs/ber-{link.constellation.name}-{args.channel}{'-' + args.code.replace('/', '_') if args.code else ''}")
     write_json(out / "results.json", results)
     plot_metric([results], "ber", out / "ber.png", title=label)
     theory_values = theory[1] if theory else [None] * len(snrs)
@@ -171,6 +234,9 @@ def load_denoiser(kind: str, codec, scdm_source: str, sampler: str | None = None
         raise UsageError(f"unknown --denoiser {kind!r}: use one of {DENOISERS}")
     if kind == "none":
         return None, None, "no denoising"
+    if getattr(codec, "task", None) == "classification":
+        raise UsageError("--denoiser restores the images of symbol-level image codecs (JCM); this model is a classifier: "
+                         "to measure its robustness, use digisem attack MODEL (clean vs attacked accuracy)")
     if getattr(codec, "payload_kind", None) != "symbols":
         raise UsageError("--denoiser applies to symbol-level codecs (JCM) only")
     if kind == "mmse":
@@ -224,14 +290,17 @@ def command_eval(args: argparse.Namespace) -> int:
         label = "without its restorer"
     snr_kind = args.snr_kind or family.snr_kind
     snrs = parse_snr_range(args.snr or family.default_snrs)
+    grid_snrs = parse_snr_range(args.grid_snr or ",".join(f"{v:g}" for v in snrs[:: max(1, len(snrs) // 4)][:4]))
     link_spec, mode = _eval_link(family, args.channel)
     link = system.link_for(link_spec)
+    _check_link_snrs(link, snrs + grid_snrs, snr_kind)
+    _warn_interference(link, args.verb)
+    out = _output_folder(args.out or f"runs/eval-{Path(str(args.model)).name}-{args.channel or 'default'}" + (f"-{args.denoiser}" if restorer is not None else ""))
     dataset, description = _test_set(system, args.data, args.limit)
     started = time.perf_counter()
     curves = sweep(system, link, snrs, dataset, snr_kind=snr_kind, mode=mode, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"eval {args.model}")
     name = metadata.get("name", str(args.model)) + (f" + {label}" if restorer is not None or args.no_restorer else "")
     channel = args.channel or family.default_link or "none"
-    out = Path(args.out or f"runs/eval-{Path(str(args.model)).name}-{args.channel or 'default'}" + (f"-{args.denoiser}" if restorer is not None else ""))
     axis = SNR_LABELS[snr_kind]
     results = {
         "name": name,
@@ -251,7 +320,7 @@ def command_eval(args: argparse.Namespace) -> int:
         samples, _ = sample_images(getattr(system, "sample_kind", "cifar"))
         rows = [("original", samples)]
         with torch.no_grad():
-            for snr in parse_snr_range(args.grid_snr or ",".join(f"{v:g}" for v in snrs[:: max(1, len(snrs) // 4)][:4])):
+            for snr in grid_snrs:
                 x_hat = system(samples, link=link, snr_db=link_snr_db(link, snr, snr_kind), mode=mode, generator=torch.Generator().manual_seed(args.seed))["x_hat"]
                 rows.append((f"{snr:g} dB", x_hat))
         written.append(reconstruction_grid(rows, out / "grid.png", title=f"{name}, {channel}, {axis}"))
@@ -265,15 +334,21 @@ def command_zoo(args: argparse.Namespace) -> int:
     from digisem import zoo
     from digisem.snr import SNR_LABELS
     from digisem.systems import FAMILIES
-    from digisem.weights import read_weights
+    from digisem.weights import CheckpointError, read_weights
 
     names = zoo.zoo_names()
     if not names:
         print("the zoo is empty")
         return 0
     print(f"{'name':26s} {'system':8s} {'paper name':26s} {'avg 0-18 dB':>11s}  {'bundled samples':30s} recipe")
+    broken = []
     for name in names:
-        _, metadata = read_weights(zoo.resolve_weights(name))
+        try:
+            _, metadata = read_weights(zoo.resolve_weights(name))
+        except CheckpointError as err:
+            broken.append(f"{name}: {err}")
+            print(f"{name:26s} unreadable: see the error below")
+            continue
         average = metadata.get("results", {}).get("summary", {}).get("psnr_avg_0_18")
         check = metadata.get("sample_check", {})
         kind = SNR_LABELS[check.get("snr_kind", FAMILIES[metadata["system"]].snr_kind if metadata.get("system") in FAMILIES else "esn0")]
@@ -285,7 +360,9 @@ def command_zoo(args: argparse.Namespace) -> int:
         else:
             check_text = "-"
         print(f"{name:26s} {metadata.get('system', '?'):8s} {metadata.get('name', '?'):26s} {(f'{average:.2f} dB' if average is not None else '-'):>11s}  {check_text:30s} {metadata.get('recipe', '?')}")
-    return 0
+    for problem in broken:
+        print(f"digisem zoo: error: {problem} (reinstall digisem to restore the zoo's files)", file=sys.stderr)
+    return 1 if broken else 0
 
 
 ATTACK_CHOICES = ("ifgsm", "fgsm", "pgd")
@@ -312,6 +389,8 @@ def command_attack(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.model} is not a classifier (masked VQ-VAE or JSCC): digisem attack needs one, e.g. vqvae-fim-at-cifar10")
     link_spec = zoo.recorded_link(metadata)
     link = model.link_for(link_spec)
+    _check_link_snrs(link, [args.snr], "esn0")
+    out = _output_folder(args.out)
     dataset, description = _test_set(model, args.data, args.limit)
     step = args.step if args.step is not None else 1.25 * args.eps / args.steps
     spec = {"kind": args.attack, "epsilon": args.eps, "step": step, "steps": args.steps} if args.eps > 0 else {"kind": "none"}
@@ -320,7 +399,6 @@ def command_attack(args: argparse.Namespace) -> int:
     curves = sweep(model, link, [args.snr], dataset, attack=attack, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"attack {args.model}")
     clean = curves["accuracy"][0]
     attacked = curves["accuracy_attacked"][0] if attack is not None else clean
-    out = Path(args.out)
     results = {
         "clean_accuracy": clean,
         "attacked_accuracy": attacked,
@@ -351,6 +429,8 @@ def command_send(args: argparse.Namespace) -> int:
     """Send one image through a pretrained image system (tiled into the model's block size) and print its PSNR."""
     import torch
 
+    from tqdm.auto import tqdm
+
     from digisem import zoo
     from digisem.imageio import read_image, tile, untile, write_image
     from digisem.link import link_snr_db
@@ -362,17 +442,21 @@ def command_send(args: argparse.Namespace) -> int:
     family = FAMILIES[metadata["system"]]
     if family.kind != "system" or model.task != "reconstruction":
         raise UsageError(f"{args.model} does not reconstruct images (a {family.name} {family.kind}): digisem send takes an image system such as ampsc-cifar10-4bit or jcm-cifar10-64qam (see digisem zoo)")
+    out = _output_png(args.out)
     block = 32 if getattr(model, "sample_kind", "cifar") == "cifar" else 256
     image = read_image(args.image)
     tiles, layout = tile(image, block)
     link_spec, mode = _eval_link(family, args.channel)
     link = model.link_for(link_spec)
     snr_kind = family.snr_kind
+    _check_link_snrs(link, [args.snr], snr_kind)
     generator = torch.Generator().manual_seed(args.seed)
+    batches = tiles.split(256)
     with torch.no_grad():
-        outputs = [model(batch, link=link, snr_db=link_snr_db(link, args.snr, snr_kind), mode=mode, generator=generator)["x_hat"] for batch in tiles.split(256)]
+        outputs = [model(batch, link=link, snr_db=link_snr_db(link, args.snr, snr_kind), mode=mode, generator=generator)["x_hat"]
+                   for batch in tqdm(batches, desc=f"send {tiles.shape[0]} blocks", unit="batch", disable=args.quiet or len(batches) < 2)]
     received = untile(torch.cat(outputs), layout)
-    write_image(received, args.out)
+    write_image(received, out)
     value = float(psnr(received.unsqueeze(0), image.unsqueeze(0)))
     channel = args.channel or family.default_link
     print(f"{args.image}: {image.shape[2]}x{image.shape[1]} px in {tiles.shape[0]} blocks of {block}x{block}, {channel} at {SNR_LABELS[snr_kind]} = {args.snr:g} dB: PSNR {value:.2f} dB -> {args.out}")
@@ -382,9 +466,13 @@ def command_send(args: argparse.Namespace) -> int:
 def command_demo(args: argparse.Namespace) -> int:
     """Send the bundled sample images through the pretrained systems of the zoo over real links (16-QAM Gray for AMP-SC and SoftHe22, AWGN symbols for JCM and SCDM)."""
     from digisem.demo import run_demo
+    from digisem.io import staged_folder
 
-    report = run_demo(args.out, parse_snr_range(args.snr), seed=args.seed, progress=not args.quiet)
-    print(f"wrote the PSNR and accuracy plots, image grids and results files to {args.out}/ and the report {report} (open it in a browser)")
+    snrs = parse_snr_range(args.snr)
+    out = _output_folder(args.out)
+    with staged_folder(out) as stage:
+        report = out / run_demo(stage, snrs, seed=args.seed, progress=not args.quiet).relative_to(stage)
+    print(f"wrote the PSNR and accuracy plots, image grids and results files to {out}/ and the report {report} (open it in a browser)")
     return 0
 
 
@@ -413,6 +501,16 @@ def command_plot(args: argparse.Namespace) -> int:
             raise UsageError(f"{name} is not a digisem results file (needs results.snr_db)")
         results_list.append(data)
     metric = args.metric or ("ber" if "ber" in results_list[0]["results"] else "psnr")
+    lacking = [name for name, data in zip(args.results, results_list) if metric not in data["results"]]
+    if lacking:
+        held = sorted({key for data in results_list for key, values in data["results"].items() if key != "snr_db" and isinstance(values, list)})
+        raise UsageError(f"--metric {metric}: {', '.join(lacking)} hold no {metric} curve; these files hold {', '.join(held)}")
+    kinds = {data.get("meta", {}).get("snr_kind", "esn0") for data in results_list}
+    if len(kinds) > 1:
+        by_kind = {kind: [name for name, data in zip(args.results, results_list) if data.get("meta", {}).get("snr_kind", "esn0") == kind] for kind in sorted(kinds)}
+        raise UsageError("these files use different SNR axes, which one plot cannot share: "
+                         + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in by_kind.items()) + " (plot each kind on its own)")
+    _writable_parent(Path(args.out), "--out")
     path = plot_metric(results_list, metric, args.out)
     print(f"wrote {path}")
     return 0
@@ -501,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--channel", default="awgn", help="a link spec, as digisem eval --channel (default awgn: the real 16-QAM link for bit payloads)")
     send.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     send.add_argument("--out", default="received.png", help="output PNG (default received.png)")
+    send.add_argument("--quiet", action="store_true", help="no progress bar (shown for images of more than 256 blocks)")
     send.set_defaults(func=command_send)
 
     download = verbs.add_parser("download", help="download a dataset (cifar10)", description=command_download.__doc__)
@@ -545,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (UsageError, SNRRangeError, ValueError, TypeError, OSError, CheckpointError, KeyError) as err:
+    except (UsageError, SNRRangeError, ValueError, OSError, CheckpointError) as err:
         print(f"digisem {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -274,6 +274,8 @@ def command_eval(args: argparse.Namespace) -> int:
     from digisem.systems import FAMILIES
 
     _check_limit(args.limit)
+    if args.reference:
+        _check_reference_codec(args.reference)
     model, metadata = zoo.load(args.model)
     family = FAMILIES[metadata["system"]]
     if family.kind != "system":
@@ -316,6 +318,10 @@ def command_eval(args: argparse.Namespace) -> int:
     for metric in ("psnr", "accuracy", "latent_mse"):
         if metric in curves:
             written.append(plot_metric([results], metric, out / f"{metric}.png", title=name))
+    if args.reference:
+        reference, xlabel = eval_reference(args.reference, system, link, link_spec, snrs, snr_kind, dataset, description, mode, args.seed, not args.quiet)
+        written.append(write_json(out / f"reference-{args.reference}.json", reference))
+        written.append(plot_metric([results, reference], "psnr", out / f"psnr-vs-{args.reference}.png", title=f"{name} vs {reference['name']}", xlabel=xlabel))
     if system.task == "reconstruction":
         samples, _ = sample_images(getattr(system, "sample_kind", "cifar"))
         rows = [("original", samples)]
@@ -327,6 +333,133 @@ def command_eval(args: argparse.Namespace) -> int:
     print_curves(curves, f"{axis} (dB)", [column for column in EVAL_COLUMNS if column[0] in curves])
     print(f"\nwrote {', '.join(str(path) for path in written)}")
     return 0
+
+
+REFERENCE_DATASETS = ("cifar10", "kodak24")
+
+
+def _parse_ratio(text: str) -> float:
+    """``"1/6"`` or ``"0.1667"`` -> a bandwidth ratio in (0, 1] (channel uses per image / 3HW)."""
+    try:
+        numerator, _, denominator = text.partition("/")
+        ratio = float(numerator) / float(denominator or 1)
+    except (ValueError, ZeroDivisionError) as err:
+        raise UsageError(f"--ratio must be a fraction such as 1/6 or a number, got {text!r}") from err
+    if not 0.0 < ratio <= 1.0:
+        raise UsageError(f"--ratio must be in (0, 1] (channel uses per image / values per image), got {text!r}")
+    return ratio
+
+
+def _check_reference_codec(codec: str):
+    """The :class:`~digisem.systems.classical.Codec` of ``codec``, or a UsageError saying what to use (or install)."""
+    from digisem.systems.classical import check_codec
+
+    try:
+        return check_codec(codec)
+    except (ValueError, RuntimeError) as err:
+        raise UsageError(str(err)) from err
+
+
+def reference_results(codec: str, channel_uses: int, snrs: list[float], dataset, description: str, *, channel: str, seed: int, progress: bool,
+                      fallback=None, axis_offset_db: float = 0.0, snr_kind: str = "esn0") -> dict:
+    """The results dict (the one schema) of the classical reference at ``channel_uses`` per image on
+    ``dataset``. The sweep runs at Es/N0 ``snrs + axis_offset_db``; ``results.snr_db`` keeps ``snrs``
+    (the axis of kind ``snr_kind`` of the system it is drawn beside)."""
+    from digisem.evaluate import reference_sweep
+    from digisem.io import run_metadata
+    from digisem.systems.classical import CIFAR10_MEAN, CODECS, side_info_bytes
+
+    spec = CODECS[codec]
+    started = time.perf_counter()
+    curves = reference_sweep(codec, channel_uses, [s + axis_offset_db for s in snrs], dataset, channel=channel, fallback=fallback, seed=seed, progress=progress)
+    wall = time.perf_counter() - started
+    curves["snr_db"] = list(snrs)
+    name = f"{spec.label} + 5G LDPC (best MCS)"
+    return {
+        "name": name,
+        "model": f"separate:{codec}",
+        "description": f"{spec.label} at the highest quality that fits, 5G NR LDPC + QAM (best of {len(curves['by_mcs'])} MCS per SNR) over {channel}, "
+                       f"{channel_uses} channel uses per image, on {description}; psnr_capacity_bound: {spec.label} within channel_uses * log2(1 + Es/N0) bits, no errors",
+        "results": curves,
+        "meta": run_metadata(seed, "cpu", dataset=description, n_images=len(dataset), channel=channel, snr_kind=snr_kind, esn0_offset_db=round(axis_offset_db, 3),
+                             channel_uses=channel_uses, codec=codec, shared_by_both_ends=spec.shared,
+                             side_info_bits=8 * side_info_bytes(codec, max(curves["payload_bits"].values())), fallback=list(fallback or CIFAR10_MEAN),
+                             failure="a stream that does not fit, arrives with any bit error (as a CRC detects; CRC bits not charged) or does not decode",
+                             psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(wall, 1), encodes=curves["encodes"]),
+    }
+
+
+def command_baseline(args: argparse.Namespace) -> int:
+    """The classical reference: an image codec at the highest quality that fits, 5G LDPC + QAM (every MCS
+    and the best per SNR) at a channel-use budget per image, and the codec at the capacity budget:
+    results.json and psnr.png."""
+    from digisem.data import describe_dataset, recipe_dataset
+    from digisem.io import write_json
+    from digisem.plots import plot_reference
+    from digisem.systems.classical import URBAN100_MEAN
+
+    _check_reference_codec(args.codec)
+    _check_limit(args.limit)
+    snrs = parse_snr_range(args.snr)
+    if not snrs:
+        raise UsageError("--snr gave no SNR values")
+    crop = 256 if args.dataset == "kodak24" else None
+    if args.data == "samples":
+        if args.dataset != "cifar10":
+            raise UsageError("--data samples holds CIFAR-10 images only: drop --dataset kodak24 or give a data root")
+        dataset, description = recipe_dataset("samples", None, "test", limit=args.limit), "bundled sample images"
+    else:
+        dataset = recipe_dataset(args.dataset, args.data, "test", limit=args.limit, crop=crop)
+        description = describe_dataset(args.dataset, "test", dataset) + (" (256x256 center crops)" if crop else "")
+    first = dataset[0][0] if isinstance(dataset[0], (tuple, list)) else dataset[0]
+    if args.channel_uses is not None:
+        if args.channel_uses < 1:
+            raise UsageError(f"--channel-uses must be >= 1, got {args.channel_uses}")
+        channel_uses = args.channel_uses
+    else:
+        channel_uses = round(_parse_ratio(args.ratio) * first.numel())
+    out = Path(args.out or f"runs/baseline-{args.codec}-{args.dataset}-{channel_uses}")
+    results = reference_results(args.codec, channel_uses, snrs, dataset, description, channel=args.channel, seed=args.seed, progress=not args.quiet,
+                                fallback=URBAN100_MEAN if args.dataset == "kodak24" else None)
+    write_json(out / "results.json", results)
+    plot = plot_reference(results, out / "psnr.png", title=f"{results['name']}, {channel_uses} channel uses, {args.channel}")
+    curves = results["results"]
+    print(f"\n{'Es/N0 (dB)':>10s} {'best MCS':>10s} {'PSNR (dB)':>10s} {'SSIM':>7s} {'failures':>9s} {'capacity bits':>14s} {'PSNR at capacity':>17s}")
+    for index, snr in enumerate(curves["snr_db"]):
+        print(f"{snr:10.1f} {curves['mcs'][index]:>10s} {curves['psnr'][index]:10.2f} {curves['ssim'][index]:7.4f} {curves['failure_rate'][index]:9.3f} "
+              f"{curves['capacity_bits'][index]:14d} {curves['psnr_capacity_bound'][index]:17.2f}")
+    if curves["unfit_mcs"]:
+        print(f"(no image fits the budget of {', '.join(curves['unfit_mcs'])})")
+    print(f"\nwrote {out / 'results.json'} and {plot} ({results['meta']['wall_s']:.0f} s)")
+    return 0
+
+
+def eval_reference(codec: str, system, link, link_spec, snrs: list[float], snr_kind: str, dataset, description: str, mode, seed: int, progress: bool) -> tuple[dict, str]:
+    """``digisem eval --reference CODEC``: the reference at the system's channel uses per image and on
+    its SNR axis (an Eb/N0 axis is converted to Es/N0 with the system's bits per channel use), and
+    the x-axis label that says so."""
+    import torch
+
+    from digisem.link import link_snr_db
+    from digisem.link.spec import parse_spec
+    from digisem.snr import SNR_LABELS
+    from digisem.systems.base import images_of
+
+    sample = images_of(next(iter(torch.utils.data.DataLoader(dataset, batch_size=1))))
+    with torch.no_grad():
+        out = system(sample, link=link, snr_db=link_snr_db(link, snrs[0], snr_kind), mode=mode, generator=torch.Generator().manual_seed(seed))
+    uses, bits = out.get("channel_uses_per_image"), out.get("bits_per_image")
+    if not uses:
+        raise UsageError(f"--reference needs the system's channel uses per image, and its link {link_spec!r} counts none (a fixed-p BSC or no link): give --channel, e.g. bsc or awgn")
+    mapping = parse_spec(link_spec, system.payload_kind) if isinstance(link_spec, str) else None
+    channel = mapping.get("channel", "awgn") if mapping and mapping["kind"] != "bsc" else "awgn"
+    offset = 0.0
+    label = f"{SNR_LABELS[snr_kind]} (dB)"
+    if snr_kind == "ebn0":
+        offset = 10 * float(np.log10(bits / uses))
+        label += f"; reference at Es/N0 = Eb/N0 {offset:+.2f} dB ({bits} bits in {uses} channel uses)"
+    reference = reference_results(codec, int(uses), snrs, dataset, description, channel=channel, seed=seed, progress=progress, axis_offset_db=offset, snr_kind=snr_kind)
+    return reference, label
 
 
 def command_zoo(args: argparse.Namespace) -> int:
@@ -564,8 +697,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=100, help="images per batch (default 100)")
     evaluate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     evaluate.add_argument("--out", default=None, help="output folder (default runs/eval-<model>-<channel>)")
+    evaluate.add_argument("--reference", default=None, metavar="CODEC", help="also draw the classical reference (webp, jpeg, jpeg2000, avif, bpg + 5G LDPC, best MCS, and codec + capacity) "
+                          "at the system's channel uses per image: reference-CODEC.json, psnr-vs-CODEC.png (it sweeps 15 MCS: use --limit)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=command_eval)
+
+    baseline = verbs.add_parser("baseline", help="the classical reference: image codec + 5G LDPC + QAM at a channel-use budget, and codec + capacity", description=command_baseline.__doc__)
+    baseline.add_argument("codec", help="webp, jpeg (abbreviated), jpeg2000, avif or bpg (needs bpgenc/bpgdec on PATH)")
+    budget = baseline.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--channel-uses", type=int, default=None, help="complex channel symbols per image, e.g. 512 (AMP-SC 4-bit, DeepJSCC 1/6 on CIFAR-10) or 128 (JCM)")
+    budget.add_argument("--ratio", default=None, help="bandwidth ratio: channel uses per image / values per image (3HW), e.g. 1/6")
+    baseline.add_argument("--snr", default="-6:24:3", help=SNR_RANGE_HELP + ", Es/N0 per complex symbol (default -6:24:3)")
+    baseline.add_argument("--channel", default="awgn", help="awgn, rayleigh, rayleigh-block, mimo-8x4-svd, ... (default awgn)")
+    baseline.add_argument("--dataset", choices=REFERENCE_DATASETS, default="cifar10", help="cifar10 test images or kodak24 256x256 center crops (default cifar10)")
+    baseline.add_argument("--data", default=None, help="data root (default $DIGISEM_DATA) or 'samples' for the bundled CIFAR-10 images")
+    baseline.add_argument("--limit", type=int, default=None, help="only the first N test images (class-balanced for CIFAR-10)")
+    baseline.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    baseline.add_argument("--out", default=None, help="output folder (default runs/baseline-<codec>-<dataset>-<channel uses>)")
+    baseline.add_argument("--quiet", action="store_true", help="no progress bar")
+    baseline.set_defaults(func=command_baseline)
 
     demo = verbs.add_parser("demo", help="pretrained AMP-SC, SoftHe22, JCM and SCDM on the bundled images over real links", description=command_demo.__doc__)
     demo.add_argument("--out", default="digisem-demo", help="output folder (default digisem-demo)")

@@ -4,8 +4,11 @@
 SNR and reports what the outputs allow: ``psnr`` / ``ssim`` / ``ms_ssim`` (``x_hat``), ``accuracy``
 (``logits`` and labels), ``ber`` of the payload bits (integer payloads), ``latent_mse`` and
 ``latent_mse_channel`` (symbol payloads: mean ``|restored - sent|^2`` and ``|received - sent|^2`` per
-complex symbol, the SCDM paper's Fig. 3 quantity), ``channel_uses`` per image and, with an attack,
-``accuracy_attacked`` / ``psnr_attacked``.
+complex symbol, the SCDM paper's Fig. 3 quantity), ``channel_uses`` per image, ``failure_rate``
+(systems that report failed images) and, with an attack, ``accuracy_attacked`` / ``psnr_attacked``.
+
+:func:`reference_sweep` is the classical reference at a system's channel uses: a codec over every
+5G MCS, the best MCS per SNR, and the codec at the capacity budget.
 
 The SNR axis has a kind (``snr_kind``): ``"ebn0"`` (Eb/N0 per information bit, AMP-SC's Table IV)
 or ``"esn0"`` (Es/N0 per complex symbol); each point is converted to what the link's ``snr_db``
@@ -14,6 +17,7 @@ expects (:func:`digisem.link.link_snr_db`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +31,17 @@ from .io import derived_seed
 from .link import link_snr_db
 from .snr import check_snr_kind
 from .systems.base import batch_parts
+from .systems.classical import (
+    MCS_TABLE,
+    SeparateCoding,
+    SeparateCodingConfig,
+    StreamCache,
+    capacity_bits,
+    mcs_link,
+    mcs_density,
+    mcs_plan,
+    minimum_stream_bits,
+)
 
 Attack = Callable[..., torch.Tensor]
 """``attack(loss_fn, images, generator) -> images'`` (see :func:`digisem.attacks.from_spec`)."""
@@ -49,7 +64,8 @@ class _Totals:
 
 def score_output(out: dict[str, Any], images: torch.Tensor, labels: torch.Tensor | None, totals: _Totals, suffix: str = "") -> None:
     """Add one batch's scores to ``totals``: image metrics from ``x_hat``, accuracy from ``logits``,
-    payload BER (integers) or latent MSE (symbols), channel uses."""
+    payload BER (integers) or latent MSE (symbols), channel uses, the fraction of failed images
+    (``failures``: the classical reference's fallback images)."""
     count = images.shape[0]
     if out.get("x_hat") is not None:
         x_hat = out["x_hat"].float()
@@ -73,6 +89,8 @@ def score_output(out: dict[str, Any], images: torch.Tensor, labels: torch.Tensor
             totals.add("ber", errors, total)
     if out.get("channel_uses_per_image") is not None:
         totals.add("channel_uses", float(out["channel_uses_per_image"]) * count, count)
+    if out.get("failures") is not None:
+        totals.add("failure_rate", float(out["failures"]), count)
 
 
 def sweep(
@@ -170,3 +188,117 @@ def average_over(curves: dict[str, Any], key: str, low: float, high: float) -> f
     if not values:
         raise ValueError(f"no SNR points in [{low}, {high}] dB")
     return sum(values) / len(values)
+
+
+REFERENCE_METRICS = ("psnr", "ssim", "ms_ssim", "failure_rate", "ber")
+IMAGE_METRICS = ("psnr", "ssim", "ms_ssim")
+
+
+def _image_scores(x_hat: torch.Tensor, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image ``psnr`` (dB), ``ssim`` and ``ms_ssim`` of ``x_hat`` against ``images`` (both ``[N, 3, H, W]``): ``[N]`` each."""
+    return {"psnr": metrics.psnr(x_hat, images), "ssim": metrics.ssim(x_hat, images), "ms_ssim": metrics.ms_ssim(x_hat, images)}
+
+
+def _plan_or_none(mcs: str, channel_uses: int) -> Any:
+    """The :func:`mcs_plan` of ``mcs``, or None when ``channel_uses`` cannot hold one of its codewords."""
+    try:
+        return mcs_plan(mcs, channel_uses)
+    except ValueError:
+        if mcs not in MCS_TABLE:
+            raise
+        return None
+
+
+def reference_sweep(codec: str, channel_uses: int, snrs: list[float], dataset: Dataset, *, channel: str = "awgn", mcs: tuple[str, ...] = MCS_TABLE,
+                    fallback: tuple[float, float, float] | None = None, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """The classical reference at ``channel_uses`` complex symbols per image: ``codec`` over each 5G
+    MCS of ``mcs`` on ``channel``, the best MCS per SNR, and the codec at the capacity budget.
+
+    Parameters
+    ----------
+    codec : str
+        A key of :data:`digisem.systems.classical.CODECS` (``webp``, ``jpeg``, ``jpeg2000``, ``avif``, ``bpg``).
+    channel_uses : int
+        Complex channel symbols per image (each MCS fills them with whole LDPC codewords).
+    snrs : list of float
+        Es/N0 in dB per complex symbol.
+    dataset : Dataset
+        Images ``[3, H, W]`` in [0, 1] (or ``(image, label)`` pairs), all of one size.
+    channel : str
+        A channel spec (``awgn``, ``rayleigh``, ``mimo-8x4-svd``...).
+    fallback : RGB in [0, 1], optional
+        The image of a failed transmission (default the CIFAR-10 training mean).
+
+    Output
+    ------
+    ``{"snr_db", "psnr", "ssim", "ms_ssim", "failure_rate", "ber"}``: the envelope (per SNR, the MCS
+    with the best mean PSNR); ``"mcs"``: the chosen MCS per SNR; ``"<metric>_capacity_bound"``: the
+    codec within ``capacity_bits(channel_uses, snr)`` bits, no errors; ``"capacity_bits"``;
+    ``"by_mcs"``: ``{mcs: curves}``; ``"payload_bits"``: ``{mcs: bits}``; ``"unfit_mcs"``: MCS whose
+    budget is below every image's smallest stream; ``"encodes"``. ValueError when no MCS fits any
+    image, naming the channel uses that would.
+
+    Note
+    ----
+    Each budget is encoded and decoded once without errors (one :class:`StreamCache` for all
+    budgets: an image is encoded at most once per quality); at each SNR the payload bits cross
+    the link and an image counts as received when every byte arrives intact (what a CRC checks; its
+    bits are not charged), else it is the fallback. Decoding is deterministic, so this scores
+    exactly what :class:`SeparateCoding` outputs; the noise of each SNR point is seeded as in
+    :func:`sweep`.
+    """
+    if not snrs:
+        raise ValueError("the reference sweep needs at least one SNR")
+    images = torch.cat([batch_parts(batch)[0] for batch in DataLoader(dataset, batch_size=100, shuffle=False)])
+    extra = {} if fallback is None else {"fallback": tuple(fallback)}
+    cache = StreamCache()
+    smallest = minimum_stream_bits(codec, images)
+    plans = {name: _plan_or_none(name, channel_uses) for name in mcs}
+    usable = [plan for plan in plans.values() if plan is not None and plan.payload_bits >= smallest]
+    if not usable:
+        densest = max(mcs, key=mcs_density)
+        raise ValueError(f"{channel_uses} channel uses per image are too few for any {codec} stream: the smallest needs {smallest} bits, "
+                         f"about {math.ceil(smallest / mcs_density(densest))} channel uses at {densest} ({mcs_density(densest):g} bits per channel use)")
+
+    def budget(bits: int) -> tuple[SeparateCoding, dict[str, Any], dict[str, torch.Tensor]]:
+        system = SeparateCoding(SeparateCodingConfig(codec, max(bits, 8), **extra), cache=cache)
+        with torch.no_grad():
+            out = system(images)
+        return system, out, _image_scores(out["x_hat"].float(), images)
+
+    fallback_image = torch.tensor(SeparateCodingConfig(codec, 8, **extra).fallback)[None, :, None, None].expand_as(images)
+    fallback_scores = _image_scores(fallback_image.float(), images)
+    by_mcs: dict[str, dict[str, list[float]]] = {}
+    with tqdm(total=len(usable) * len(snrs), desc=f"reference {codec}", disable=not progress, leave=False) as bar:
+        for plan in usable:
+            system, clean, scores = budget(plan.payload_bits)
+            link = mcs_link(plan, channel)
+            curves: dict[str, list[float]] = {key: [] for key in REFERENCE_METRICS}
+            for snr in snrs:
+                generator = torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr)))
+                with torch.no_grad():
+                    received = system.send(clean["payload"], link, float(snr), generator)
+                ok = (received == clean["payload"]).all(1) & clean["delivered"]
+                for metric in IMAGE_METRICS:
+                    curves[metric].append(float(torch.where(ok, scores[metric], fallback_scores[metric]).mean()))
+                curves["failure_rate"].append(float((~ok).float().mean()))
+                errors, total = metrics.bit_errors(clean["payload"], received, 8)
+                curves["ber"].append(errors / total)
+                bar.update(1)
+            by_mcs[plan.mcs] = curves
+    envelope: dict[str, Any] = {"snr_db": [float(s) for s in snrs], "mcs": []}
+    for index in range(len(snrs)):
+        chosen = max(by_mcs, key=lambda name: by_mcs[name]["psnr"][index])
+        envelope["mcs"].append(chosen)
+        for metric in REFERENCE_METRICS:
+            envelope.setdefault(metric, []).append(by_mcs[chosen][metric][index])
+    envelope["capacity_bits"] = [capacity_bits(channel_uses, snr) for snr in snrs]
+    for bits in envelope["capacity_bits"]:
+        _, clean, scores = budget(bits)
+        for metric in IMAGE_METRICS:
+            envelope.setdefault(f"{metric}_capacity_bound", []).append(float(scores[metric].mean()))
+        envelope.setdefault("failure_rate_capacity_bound", []).append(clean["failures"] / len(images))
+    envelope.update(by_mcs=by_mcs, payload_bits={name: plan.payload_bits if plan else 0 for name, plan in plans.items()},
+                    unfit_mcs=[name for name in mcs if name not in by_mcs],
+                    encodes=cache.encodes)
+    return envelope

@@ -23,12 +23,13 @@ def snr_axis_label(results: dict[str, Any]) -> str:
     return {"ebn0": "Eb/N0 (dB)", "esn0": "Es/N0 (dB)"}.get(kind, "SNR (dB)")
 
 
-def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Path, title: str | None = None) -> Path:
+def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Path, title: str | None = None, xlabel: str | None = None) -> Path:
     """Plot ``metric`` against ``results.snr_db`` for every results dict that has it, onto one PNG.
 
-    BER-like metrics use a log axis and skip zero counts; keys ``<metric>_theory`` and
-    ``<metric>_<words>_theory`` (e.g. ``ber_uncoded_theory``) are drawn as lines of the same colour,
-    the simulation as markers.
+    BER-like metrics use a log axis and skip zero counts; keys ``<metric>_theory``,
+    ``<metric>_<words>_theory`` (e.g. ``ber_uncoded_theory``) and ``<metric>_<words>_bound`` (the
+    classical reference's ``psnr_capacity_bound``) are drawn as lines of the same colour, the
+    simulation as markers. ``xlabel`` replaces the SNR axis label of the first results file.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for results in results_list:
@@ -43,7 +44,7 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
             shown = [(s, v) for s, v in zip(snr, values) if v is not None]
         if not shown:
             continue
-        theory_keys = [key for key in curves if key.startswith(f"{metric}_") and key.endswith("theory")]
+        theory_keys = [key for key in curves if key.startswith(f"{metric}_") and key.endswith(("theory", "bound"))]
         line = ax.plot(*zip(*shown), "o" if theory_keys else "o-", label=results["name"])[0]
         for key, style in zip(theory_keys, ("-", "--", ":")):
             pairs = [(s, v) for s, v in zip(snr, curves[key]) if v is not None and (v > 0 or metric not in LOG_METRICS)]
@@ -52,10 +53,16 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
                 ax.plot(*zip(*pairs), style, color=line.get_color(), label=f"{results['name']} ({description})")
     if metric in LOG_METRICS:
         ax.set_yscale("log")
-    ax.set_xlabel(snr_axis_label(results_list[0]))
+    ax.set_xlabel(xlabel or snr_axis_label(results_list[0]))
+    return _finish(fig, ax, metric, path, title)
+
+
+def _finish(fig: Any, ax: Any, metric: str, path: str | Path, title: str | None) -> Path:
+    """Label, grid and legend ``ax``, then write ``fig`` to ``path`` (PNG, atomically)."""
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    if ax.get_legend() is None:
+        ax.legend(fontsize="small")
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -63,6 +70,22 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
         return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     finally:
         plt.close(fig)
+
+
+def plot_reference(results: dict[str, Any], path: str | Path, metric: str = "psnr", title: str | None = None) -> Path:
+    """The classical reference of :func:`digisem.evaluate.reference_sweep` (a results dict): every
+    MCS's ``metric`` against Es/N0 (thin lines), the best-MCS envelope (markers) and the codec at
+    capacity (dashed), onto one PNG."""
+    curves = results["results"]
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    for index, (mcs, values) in enumerate(curves.get("by_mcs", {}).items()):
+        ax.plot(curves["snr_db"], values[metric], "-", lw=0.8, alpha=0.6, color=plt.cm.viridis(index / max(1, len(curves["by_mcs"]) - 1)), label=mcs)
+    ax.plot(curves["snr_db"], curves[metric], "ko-", lw=1.8, label=f"{results['name']}")
+    if f"{metric}_capacity_bound" in curves:
+        ax.plot(curves["snr_db"], curves[f"{metric}_capacity_bound"], "k--", lw=1.5, label="codec + capacity (no errors)")
+    ax.set_xlabel(snr_axis_label(results))
+    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _finish(fig, ax, metric, path, title)
 
 
 def reconstruction_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, title: str | None = None) -> Path:

@@ -1,6 +1,6 @@
 """The import graph of digisem, read from the source with ``ast``: no cycles, and the layering
 
-    cli -> train / evaluate / demo / analyses -> zoo -> systems -> nn, digitize, link
+    cli -> train / evaluate / demo / analyses / app -> zoo -> systems -> nn, digitize, link
 
 where ``digisem.link`` is a library of its own (it imports nothing else from digisem).
 
@@ -242,7 +242,7 @@ def test_the_link_is_a_library_of_its_own():
 
 
 CORE = ("digisem.systems", "digisem.zoo", "digisem.nn", "digisem.digitize")
-UPPER = ("digisem.train", "digisem.cli", "digisem.evaluate", "digisem.demo", "digisem.analyses")
+UPPER = ("digisem.train", "digisem.cli", "digisem.evaluate", "digisem.demo", "digisem.analyses", "digisem.app")
 
 
 @pytest.mark.parametrize("core", CORE)

@@ -649,6 +649,14 @@ def command_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_app(args: argparse.Namespace) -> int:
+    """Serve the interactive page (pick an image, a zoo model, a channel and an SNR; see what arrives) until interrupted."""
+    from digisem.app import launch
+
+    launch(args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all verbs."""
     from digisem import __version__
@@ -762,6 +770,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", default=None, help="ber, bler, psnr, ssim, ms_ssim, accuracy (default: ber if present, else psnr)")
     plot.add_argument("--out", default="plot.png", help="PNG file (default plot.png)")
     plot.set_defaults(func=command_plot)
+
+    app = verbs.add_parser("app", help="an interactive page in the browser (needs the app extra: pip install -e \".[app]\")", description=command_app.__doc__)
+    app.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    app.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    app.set_defaults(func=command_app)
     return parser
 
 

@@ -140,6 +140,14 @@ def test_ber_with_more_streams_than_receive_antennas_warns_and_points_to_svd(wor
     assert "warning" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv,result", [(["eval", "jscc-cifar10", "--snr", "3", "--out", "o"], "o/results.json"),
+                                         (["attack", "jscc-cifar10", "--out", "o"], "o/attack.json")], ids=["eval", "attack"])
+def test_limit_is_honoured(argv, result, workdir):
+    assert main([*argv, "--limit", "2", *SAMPLES]) == 0
+    data = json.loads((workdir / result).read_text())
+    assert data.get("n_images", data.get("meta", {}).get("n_images")) == 2
+
+
 def test_files_written_by_eval_follow_the_umask(workdir):
     old = os.umask(0o022)
     try:

@@ -211,11 +211,14 @@ def _test_set(system, data: str | None, limit: int | None):
     return dataset, describe_dataset(name, "test", dataset) + ("" if kind == "cifar" else " (256x256 center crops)")
 
 
-def _eval_link(family, channel: str | None):
-    """``(link spec, mode)`` of ``--channel`` (default: the family's link; ``analog``: no quantization, no link)."""
+def _eval_link(family, channel: str | None, recorded=None):
+    """``(link spec, mode)`` of ``--channel`` (default: the link the model was trained over,
+    ``recorded``, else the family's; ``analog``: no quantization, no link)."""
     if channel == "analog":
         return None, "analog"
-    return (channel if channel is not None else family.default_link), None
+    if channel is not None:
+        return channel, None
+    return (recorded if recorded is not None else family.default_link), None
 
 
 DENOISERS = ("none", "mmse", "scdm", "scdm-joint")
@@ -269,6 +272,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from digisem.evaluate import sweep
     from digisem.io import run_metadata, write_json
     from digisem.link import link_snr_db
+    from digisem.link.spec import describe
     from digisem.plots import plot_metric, reconstruction_grid
     from digisem.snr import SNR_LABELS
     from digisem.systems import FAMILIES
@@ -293,7 +297,7 @@ def command_eval(args: argparse.Namespace) -> int:
     snr_kind = args.snr_kind or family.snr_kind
     snrs = parse_snr_range(args.snr or family.default_snrs)
     grid_snrs = parse_snr_range(args.grid_snr or ",".join(f"{v:g}" for v in snrs[:: max(1, len(snrs) // 4)][:4]))
-    link_spec, mode = _eval_link(family, args.channel)
+    link_spec, mode = _eval_link(family, args.channel, zoo.recorded_link(metadata))
     link = system.link_for(link_spec)
     _check_link_snrs(link, snrs + grid_snrs, snr_kind)
     _warn_interference(link, args.verb)
@@ -302,7 +306,7 @@ def command_eval(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     curves = sweep(system, link, snrs, dataset, snr_kind=snr_kind, mode=mode, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"eval {args.model}")
     name = metadata.get("name", str(args.model)) + (f" + {label}" if restorer is not None or args.no_restorer else "")
-    channel = args.channel or family.default_link or "none"
+    channel = args.channel or describe(link_spec)
     axis = SNR_LABELS[snr_kind]
     results = {
         "name": name,
@@ -561,12 +565,12 @@ def command_attack(args: argparse.Namespace) -> int:
 def command_send(args: argparse.Namespace) -> int:
     """Send one image through a pretrained image system (tiled into the model's block size) and print its PSNR."""
     import torch
-
     from tqdm.auto import tqdm
 
     from digisem import zoo
     from digisem.imageio import read_image, tile, untile, write_image
     from digisem.link import link_snr_db
+    from digisem.link.spec import describe
     from digisem.metrics import psnr
     from digisem.snr import SNR_LABELS
     from digisem.systems import FAMILIES
@@ -579,7 +583,7 @@ def command_send(args: argparse.Namespace) -> int:
     block = 32 if getattr(model, "sample_kind", "cifar") == "cifar" else 256
     image = read_image(args.image)
     tiles, layout = tile(image, block)
-    link_spec, mode = _eval_link(family, args.channel)
+    link_spec, mode = _eval_link(family, args.channel, zoo.recorded_link(metadata))
     link = model.link_for(link_spec)
     snr_kind = family.snr_kind
     _check_link_snrs(link, [args.snr], snr_kind)
@@ -591,7 +595,7 @@ def command_send(args: argparse.Namespace) -> int:
     received = untile(torch.cat(outputs), layout)
     write_image(received, out)
     value = float(psnr(received.unsqueeze(0), image.unsqueeze(0)))
-    channel = args.channel or family.default_link
+    channel = args.channel or describe(link_spec)
     print(f"{args.image}: {image.shape[2]}x{image.shape[1]} px in {tiles.shape[0]} blocks of {block}x{block}, {channel} at {SNR_LABELS[snr_kind]} = {args.snr:g} dB: PSNR {value:.2f} dB -> {args.out}")
     return 0
 

@@ -369,19 +369,6 @@ class StreamCache:
         return _highest_quality(lambda quality: self.stream(codec, image, key, quality), codec.qualities.start, codec.qualities.stop - 1, max_bytes)
 
 
-def encode_for_budget(codec: str, image: torch.Tensor, max_bytes: int, cache: StreamCache | None = None) -> tuple[bytes, int]:
-    """The highest-quality bitstream of ``image [3, H, W]`` in ``codec`` (abbreviated, see
-    :data:`CODECS`) of at most ``max_bytes`` bytes: ``(bytes, quality)``. Raises ValueError naming
-    the smallest size when even the lowest quality does not fit."""
-    spec = check_codec(codec)
-    cache = cache or StreamCache()
-    best = cache.best(spec, image, max_bytes)
-    if best is None:
-        lowest = spec.qualities.start
-        raise ValueError(f"no {codec} quality fits {max_bytes} bytes: quality {lowest} needs {len(spec.encode(image, lowest))} bytes")
-    return best
-
-
 # ---------------------------------------------------------------------------------------------------
 # the classical chain as a registered system: image codec -> bytes -> any bit link -> bytes -> decode
 

@@ -150,6 +150,8 @@ def test_receiver_options_change_the_result_and_report_progress():
     tweedie = app.transmit(app.Request("jcm-cifar10-64qam", CAT, None, -6.0, denoiser="scdm-tweedie-cifar10-64qam"), progress=lambda done, total: calls.append(done))
     none = app.transmit(app.Request("jcm-cifar10-64qam", CAT, None, -6.0))
     assert calls and calls == list(range(1, len(calls) + 1)) and tweedie.psnr != none.psnr
+    assert tweedie.receiver == "denoiser scdm-tweedie-cifar10-64qam (sampler Tweedie (1 step))" and none.receiver == "denoiser none"
+    assert off.receiver == "IRSNet off" and "receiver: IRSNet off" in app.summary(off)
 
 
 def test_large_uploads_are_resized_and_tiled_and_the_page_says_so(tmp_path):

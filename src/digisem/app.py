@@ -125,7 +125,7 @@ class Result:
     ``symbol_mse`` mean ``|received - sent|^2`` (symbol payloads); ``sent`` / ``received_symbols``:
     a few hundred complex channel symbols (None where the link has no constellation, e.g. a BSC);
     ``curve``: ``{"snr_db": [...], <metric>: [...]}`` of this image; ``classical``: PSNR of the
-    classical reference with its description; ``notes``: what the page says about the input;
+    classical reference with its description; ``receiver``: which receiver ran; ``notes``: what the page says about the input;
     ``seconds``: compute time.
     """
 
@@ -145,6 +145,7 @@ class Result:
     received_symbols: np.ndarray | None = None
     curve: dict[str, list[float]] | None = None
     classical: dict[str, Any] | None = None
+    receiver: str = ""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -392,7 +393,7 @@ def _transmit(request: Request, curve: bool, progress) -> Result:
     tiles, layout, shown, notes = prepare(image, item)
     system = receiver(request.model, request.denoiser, request.restorer)
     link = system.link_for(spec)
-    result = Result(item, snr, _to_uint8(shown), notes=notes)
+    result = Result(item, snr, _to_uint8(shown), receiver=_receiver_text(system, request, item), notes=notes)
     generator = _generator(request.seed, snr)
     with torch.no_grad(), _counted(system.restorer, progress):
         adversarial, labels = _attack(system, tiles, label, request, item)
@@ -423,6 +424,17 @@ def _transmit(request: Request, curve: bool, progress) -> Result:
         result.curve = image_curve(request, key, tiles, labels)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _receiver_text(system: torch.nn.Module, request: Request, item: Entry) -> str:
+    """E.g. ``denoiser scdm-cifar10-64qam (sampler PC (L=2))`` or ``IRSNet off``."""
+    parts = []
+    if item.denoisers != ("none",):
+        sampler = getattr(system.restorer, "sampler", None)
+        parts.append(f"denoiser {request.denoiser}" + (f" (sampler {sampler.label()})" if hasattr(sampler, "label") else ""))
+    if item.restorer:
+        parts.append(f"{item.restorer} {'on' if request.restorer else 'off'}")
+    return ", ".join(parts)
 
 
 @contextlib.contextmanager
@@ -623,6 +635,8 @@ def summary(result: Result) -> str:
                          + (f" ({failed} of {result.classical['blocks']} JPEG streams did not decode: mid-gray)" if failed else ""))
         else:
             lines.append(result.classical["note"])
+    if result.receiver:
+        lines.append(f"receiver: {result.receiver}")
     lines += result.notes
     lines.append(f"computed in {result.seconds:.2f} s")
     return "\n\n".join(lines)

@@ -71,3 +71,8 @@ def test_numerical_rayleigh_average_equals_bpsk_closed_form():
 
     snr = np.array([0.0, 10.0, 25.0])
     np.testing.assert_allclose(ber_rayleigh("bpsk", snr), ber_rayleigh_bpsk(snr), rtol=1e-6)
+
+
+def test_bsc_flip_probability_refuses_a_nan_snr():
+    with pytest.raises(ValueError, match="snr_db must be a number"):
+        bsc_flip_probability("16qam", float("nan"))

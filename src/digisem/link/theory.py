@@ -120,8 +120,11 @@ def bsc_flip_probability(modulation: str, snr_db: ArrayLike, snr_kind: str = "eb
     """Bit-flip probability ``p`` of the binary symmetric channel equivalent to an uncoded Gray link.
 
     ``p`` is the closed-form AWGN BER of ``modulation`` at ``snr_db`` (default Eb/N0, the
-    convention of AMP-SC's Table IV: ``bsc_flip_probability("16qam", 0)`` = 0.141).
+    convention of AMP-SC's Table IV: ``bsc_flip_probability("16qam", 0)`` = 0.141). A NaN SNR is
+    refused (it would give a NaN probability).
     """
+    if np.isnan(np.asarray(snr_db, dtype=float)).any():
+        raise ValueError(f"snr_db must be a number in dB, got {snr_db!r}")
     return ber_awgn(modulation, snr_db, snr_kind)
 
 

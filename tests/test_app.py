@@ -135,9 +135,13 @@ def test_accounting_ber_and_the_classical_reference_at_the_same_channel_uses():
     assert reference["channel_uses"] <= 512 and reference["payload_bits"] == 1024 and np.isfinite(reference["psnr"])
     # the BSC has no constellation; its classical reference runs on the AWGN channel it models, at the same Es/N0
     bsc = app.transmit(app.Request("ampsc-cifar10-4bit", CAT, app.TRAINED, 6.0))
-    assert bsc.sent is None and bsc.classical["link"] == "16qam-awgn-ldpc-1/2" and bsc.classical["esn0"] == pytest.approx(6.0 + 10 * np.log10(4))
-    # 128 channel uses hold no LDPC codeword: the page says so
-    assert "channel uses" in app.transmit(app.Request("jcm-cifar10-64qam", CAT, None, 6.0)).classical["note"]
+    assert bsc.sent is None and bsc.classical["link"] == "5G LDPC 16qam-1/2 on awgn" and bsc.classical["esn0"] == pytest.approx(6.0 + 10 * np.log10(4))
+    # JCM's 128 channel uses carry 256 bits at 16-QAM 1/2: the abbreviated JPEG fits at 18 dB; at -6 dB the code fails, and the page says so
+    clear, noisy = (app.transmit(app.Request("jcm-cifar10-64qam", CAT, None, snr)) for snr in (18.0, -6.0))
+    assert clear.classical["payload_bits"] == noisy.classical["payload_bits"] == 256 and clear.classical["channel_uses"] == 128
+    assert clear.classical["failures"] == 0 and noisy.classical["failures"] == 1 and "1 of 1 blocks failed" in app.summary(noisy)
+    # one codeword needs k >= 12 information bits: a budget too small for it is a note, not an error
+    assert "5G LDPC codeword" in app.classical(_sample()[None], "awgn", "symbols", app.receiver("jcm-cifar10-64qam").link_for("awgn"), 6.0, "esn0", 2, 0)["note"]
     text = app.summary(result)
     assert "PSNR" in text and "2,048" in text and "BER" in text and "classical JPEG + LDPC" in text
 

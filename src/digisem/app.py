@@ -44,14 +44,15 @@ from .link import BSCLink, from_spec, link_snr_db, link_snr_kind
 from .link.spec import describe, parse_spec
 from .snr import SNR_LABELS, parse_snr_range
 from .systems import FAMILIES
+from .systems import classical as separate_coding
 from .systems.scdm import MMSEDenoiser
 from .weights import CheckpointError, read_weights
 
 INSTALL_HINT = 'pip install -e ".[app]"'
 CANDIDATE_LINKS = ("awgn", "rayleigh", "mimo-8x4-svd", "16qam-awgn", "16qam-rayleigh", "16qam-mimo-8x4-svd", "16qam-awgn-ldpc-1/2", "bsc")
 """Links offered on the page; each system gets those the link factory builds for its payload."""
-CLASSICAL_CODE = "ldpc-1/2"
-"""The classical reference: JPEG bytes over 16-QAM with this LDPC code on the system's channel."""
+CLASSICAL_MCS = "16qam-1/2"
+"""The classical reference: JPEG bytes over this 5G MCS (LDPC rate 1/2, 16-QAM) on the system's channel."""
 MAX_SIDE_BLOCKS = 4
 """A reconstruction upload is resized so that its longer side is at most this many blocks."""
 CURVE_POINTS = 7
@@ -522,15 +523,24 @@ def _physical_esn0(link: torch.nn.Module | None, snr_db: float, snr_kind: str) -
     return link_snr_db(link, snr_db, snr_kind) if link_snr_kind(link) == "esn0" else None
 
 
+@functools.lru_cache(maxsize=16)
+def _classical_system(payload_bits: int) -> torch.nn.Module:
+    """The registered ``separate`` system (JPEG within ``payload_bits`` bits), kept so that its
+    encoded streams are reused while only the SNR moves."""
+    return FAMILIES["separate"].build({"codec": "jpeg", "payload_bits": payload_bits})
+
+
 def classical(tiles: torch.Tensor, spec: str | dict[str, Any] | None, payload_kind: str, link: torch.nn.Module | None, snr_db: float, snr_kind: str, uses: int | None, seed: int) -> dict[str, Any] | None:
     """The classical reference at the same channel uses: the registered ``separate`` system (JPEG
-    within a bit budget) over 16-QAM + LDPC on the channel of the system's link ``spec`` (for
-    ``payload_kind``; built as ``link``; a BSC stands for AWGN) at the same Es/N0, with at most
-    ``uses`` channel uses per block ``tiles [N, 3, b, b]``.
+    within a bit budget) over 5G LDPC + QAM (:data:`CLASSICAL_MCS`, codewords sized to ``uses``
+    channel uses per block by :func:`digisem.systems.classical.mcs_plan`) on the channel of the
+    system's link ``spec`` (for ``payload_kind``; built as ``link``; a BSC stands for AWGN) at the
+    same Es/N0, for the blocks ``tiles [N, 3, b, b]``.
 
-    Output: ``{"psnr", "payload_bits", "channel_uses", "link", "failures", "esn0", "blocks"}``; ``{"note",
-    "link"}`` when it cannot run (no codeword or no JPEG fits the budget); None where the family is
-    not registered or the link has no Es/N0 (a fixed-p BSC)."""
+    Output: ``{"psnr", "payload_bits", "channel_uses", "link", "failures", "esn0", "blocks"}``
+    (failures: blocks shown as the codec's fallback); ``{"note", "link"}`` when it cannot run (no
+    codeword fits, or the classical module's interface changed); None where the family is not
+    registered or the link has no Es/N0 (a fixed-p BSC)."""
     if "separate" not in FAMILIES or uses is None:
         return None
     esn0 = _physical_esn0(link, snr_db, snr_kind)
@@ -538,22 +548,17 @@ def classical(tiles: torch.Tensor, spec: str | dict[str, Any] | None, payload_ki
         return None
     mapping = parse_spec(spec, payload_kind)
     channel = mapping.get("channel", "awgn") if mapping else "awgn"
-    reference = f"16qam-{channel}-{CLASSICAL_CODE}"
-    bit_link = from_spec(reference)
-    bits = 8 * (uses * bit_link.constellation.bits_per_symbol // 8)
-    while bits > 0 and bit_link.channel_uses(bits) > uses:
-        bits -= 8
-    if bits == 0:
-        return {"note": f"classical JPEG + LDPC: one {reference} codeword needs {bit_link.channel_uses(1)} channel uses, more than the {uses} of this system", "link": reference}
+    label = f"5G LDPC {CLASSICAL_MCS} on {channel}"
     try:
-        system = FAMILIES["separate"].build({"codec": "jpeg", "payload_bits": bits})
+        plan = separate_coding.mcs_plan(CLASSICAL_MCS, uses)
+        bit_link = separate_coding.mcs_link(plan, channel)
+        system = _classical_system(plan.payload_bits)
         with torch.no_grad():
             out = system(tiles, link=bit_link, snr_db=esn0, generator=_generator(seed, snr_db))
-        return {"psnr": float(metrics.psnr(out["x_hat"].float(), tiles).mean()), "payload_bits": out.get("bits_per_image", bits),
-                "channel_uses": out.get("channel_uses_per_image"), "link": reference, "failures": out.get("decode_failures"), "esn0": esn0, "blocks": len(tiles)}
-    except (ValueError, TypeError, KeyError) as err:
-        return {"note": f"classical JPEG + LDPC at {uses} channel uses ({reference}): {err}", "link": reference}
-
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        return {"note": f"classical JPEG + {label} at {uses} channel uses: {err}", "link": label}
+    return {"psnr": float(metrics.psnr(out["x_hat"].float(), tiles).mean()), "payload_bits": out.get("bits_per_image"), "channel_uses": out.get("channel_uses_per_image"),
+            "link": label, "failures": out.get("failures", out.get("decode_failures")), "esn0": esn0, "blocks": len(tiles)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -632,7 +637,7 @@ def summary(result: Result) -> str:
             failed = result.classical.get("failures")
             lines.append(f"classical JPEG + LDPC ({result.classical['link']}, {result.classical['payload_bits']:,} bits, {result.classical['channel_uses']:,} channel uses, "
                          f"Es/N0 {result.classical['esn0']:.2f} dB): PSNR {result.classical['psnr']:.2f} dB"
-                         + (f" ({failed} of {result.classical['blocks']} JPEG streams did not decode: mid-gray)" if failed else ""))
+                         + (f" ({failed} of {result.classical['blocks']} blocks failed: no JPEG fits, or the stream arrived damaged)" if failed else ""))
         else:
             lines.append(result.classical["note"])
     if result.receiver:

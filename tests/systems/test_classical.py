@@ -112,6 +112,8 @@ def test_a_stream_far_above_the_mcs_threshold_arrives_byte_identical():
     assert torch.equal(out["received"], out["payload"]) and out["failures"] == 0
     assert torch.equal(out["x_hat"], system(x)["x_hat"]), "the same image as without a channel"
     assert out["channel_uses_per_image"] == 512
+    large = mcs_plan("qpsk-1/3", 8192)  # one base-graph-1 codeword, whose rate must exceed 1/3
+    assert (large.codewords, large.n, large.k) == (1, 16384, 16384 // 3 + 1) and mcs_link(large).channel_uses(large.payload_bits) <= 8192
 
 
 def test_failed_streams_are_counted_and_shown_as_the_fallback():

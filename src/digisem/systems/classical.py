@@ -535,6 +535,8 @@ MCS_TABLE = tuple(f"{modulation}-{rate}" for modulation in MODULATIONS for rate 
 """The MCS of the reference: 5G NR LDPC at five code rates x QPSK / 16-QAM / 64-QAM, e.g. ``"16qam-1/2"``."""
 MAX_LDPC_K = 8448
 """Largest 5G NR LDPC codeword (information bits, base graph 1)."""
+BG2_MAX_K = 3840
+"""Largest codeword of base graph 2; above it base graph 1, whose rates must exceed 1/3."""
 
 
 @dataclass(frozen=True)
@@ -575,6 +577,8 @@ def mcs_plan(mcs: str, channel_uses: int) -> MCSPlan:
     codewords = -(-coded * numerator // (denominator * MAX_LDPC_K))
     n = coded // codewords
     k = n * numerator // denominator
+    if k > BG2_MAX_K and 3 * k <= n:
+        k = n // 3 + 1  # base graph 1 (k > 3840) takes rates above 1/3 only: one more information bit
     if k < 12:
         raise ValueError(f"{channel_uses} channel uses at {mcs} carry {k} information bits: a 5G LDPC codeword needs k >= 12")
     return MCSPlan(mcs, modulation, numerator / denominator, codewords, k, n, 8 * (codewords * k // 8), channel_uses)

@@ -28,8 +28,9 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
 
     BER-like metrics use a log axis and skip zero counts; keys ``<metric>_theory``,
     ``<metric>_<words>_theory`` (e.g. ``ber_uncoded_theory``) and ``<metric>_<words>_bound`` (the
-    classical reference's ``psnr_capacity_bound``) are drawn as lines of the same colour, the
-    simulation as markers. ``xlabel`` replaces the SNR axis label of the first results file.
+    classical reference's ``psnr_capacity_bound``, dashed) are drawn as lines of the same colour, the
+    simulation as markers (joined when there is no theory). ``xlabel`` replaces the SNR axis label
+    of the first results file; more than six curves put the legend beside the axes.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for results in results_list:
@@ -44,9 +45,10 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
             shown = [(s, v) for s, v in zip(snr, values) if v is not None]
         if not shown:
             continue
-        theory_keys = [key for key in curves if key.startswith(f"{metric}_") and key.endswith(("theory", "bound"))]
+        theory_keys = [key for key in curves if key.startswith(f"{metric}_") and key.endswith("theory")]
+        bound_keys = [key for key in curves if key.startswith(f"{metric}_") and key.endswith("bound")]
         line = ax.plot(*zip(*shown), "o" if theory_keys else "o-", label=results["name"])[0]
-        for key, style in zip(theory_keys, ("-", "--", ":")):
+        for key, style in [*zip(theory_keys, ("-", "--", ":")), *zip(bound_keys, ("--", ":"))]:
             pairs = [(s, v) for s, v in zip(snr, curves[key]) if v is not None and (v > 0 or metric not in LOG_METRICS)]
             if pairs:
                 description = key[len(metric) + 1 :].replace("_", " ")
@@ -54,6 +56,9 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
     if metric in LOG_METRICS:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel or snr_axis_label(results_list[0]))
+    if len(ax.get_lines()) > 6:
+        fig.set_size_inches(9.6, 4.8)
+        ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _finish(fig, ax, metric, path, title)
 
 

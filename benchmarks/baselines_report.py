@@ -49,22 +49,33 @@ def table(results: dict) -> list[str]:
     return rows
 
 
+def compact(runs: list[tuple[str, dict]]) -> list[str]:
+    """Markdown rows: PSNR per SNR of each codec's best-MCS envelope and its capacity bound, and the wall time."""
+    snrs = runs[0][1]["results"]["snr_db"]
+    rows = ["| curve | " + " | ".join(f"{s:g} dB" for s in snrs) + " | wall (s) |", "|---|" + "---|" * (len(snrs) + 1)]
+    for _, results in runs:
+        curves, label = results["results"], results["name"].split(" + ")[0]
+        rows.append(f"| {label} + 5G LDPC | " + " | ".join(f"{v:.2f}" for v in curves["psnr"]) + f" | {results['meta']['wall_s']:.0f} |")
+        rows.append(f"| {label} + capacity | " + " | ".join(f"{v:.2f}" for v in curves["psnr_capacity_bound"]) + " | |")
+    return rows
+
+
 def anchor_rows() -> list[str]:
     """The published anchor beside digisem's codecs at 0, 7, 10 and 15 dB (CIFAR-10, 512 channel uses)."""
     rows = ["| curve | 0 dB | 7 dB | 10 dB | 15 dB |", "|---|---|---|---|---|"]
     rows.append("| published BPG + 5G LDPC | " + " | ".join(f"{v:.1f}" for v in ANCHOR["results"]["psnr"]) + " |")
     rows.append("| published BPG + capacity | " + " | ".join(f"{v:.1f}" for v in ANCHOR["results"]["psnr_capacity_bound"]) + " |")
     for codec in ("webp", "jpeg2000", "avif", "jpeg"):
-        grid, extra = load(f"cifar10-512-{codec}"), load(f"anchor-cifar10-512-{codec}")
-        if grid is None or extra is None:
-            continue
+        sources = [results for results in (load(f"cifar10-512-{codec}"), load(f"anchor-cifar10-512-{codec}")) if results is not None]
         points = {}
-        for source in (grid, extra):
+        for source in sources:
             curves = source["results"]
             for index, snr in enumerate(curves["snr_db"]):
                 points[snr] = (curves["psnr"][index], curves["psnr_capacity_bound"][index], curves["mcs"][index])
+        if not set(ANCHOR["results"]["snr_db"]) <= set(points):
+            continue
         chosen = [points[snr] for snr in ANCHOR["results"]["snr_db"]]
-        label = grid["name"].split(" + ")[0]
+        label = sources[0]["name"].split(" + ")[0]
         rows.append(f"| {label} + 5G LDPC | " + " | ".join(f"{p:.2f} ({mcs})" for p, _, mcs in chosen) + " |")
         rows.append(f"| {label} + capacity | " + " | ".join(f"{c:.2f}" for _, c, _ in chosen) + " |")
     return rows
@@ -84,9 +95,10 @@ def main() -> None:
         curves = [results for _, results in runs] + ([ANCHOR] if prefix == "cifar10-512" else [])
         curves += [shifted(*system) for system in SYSTEMS.get(uses, [])]
         plot_metric(curves, "psnr", OUT / f"{prefix}.png", title=title, xlabel="Es/N0 (dB) per complex symbol")
+        lines += [f"## {title}", ""] + compact(runs) + [""]
         for codec, results in runs:
             meta = results["meta"]
-            lines += [f"## {title}: {results['name']}", "", f"{meta['n_images']} images, {meta['channel_uses']} channel uses, {meta['channel']}, "
+            lines += [f"### {title}: {results['name']}", "", f"{meta['n_images']} images, {meta['channel_uses']} channel uses, {meta['channel']}, "
                       f"wall {meta['wall_s']} s, {meta['encodes']} encodes; no image fits: {', '.join(results['results']['unfit_mcs']) or 'none'}", ""]
             lines += table(results) + [""]
     lines += ["## The published anchor (CIFAR-10, ratio 1/6, AWGN)", ""] + anchor_rows() + [""]

@@ -60,6 +60,11 @@ def compact(runs: list[tuple[str, dict]]) -> list[str]:
     return rows
 
 
+def _db(value: float) -> str:
+    """A PSNR for a table; infinite (an image reproduced exactly) as the word."""
+    return "infinite" if math.isinf(value) else f"{value:.2f}"
+
+
 def anchor_rows() -> list[str]:
     """The published anchor beside digisem's codecs at 0, 7, 10 and 15 dB (CIFAR-10, 512 channel uses)."""
     rows = ["| curve | 0 dB | 7 dB | 10 dB | 15 dB |", "|---|---|---|---|---|"]
@@ -76,8 +81,8 @@ def anchor_rows() -> list[str]:
             continue
         chosen = [points[snr] for snr in ANCHOR["results"]["snr_db"]]
         label = sources[0]["name"].split(" + ")[0]
-        rows.append(f"| {label} + 5G LDPC | " + " | ".join(f"{p:.2f} ({mcs})" for p, _, mcs in chosen) + " |")
-        rows.append(f"| {label} + capacity | " + " | ".join(f"{c:.2f}" for _, c, _ in chosen) + " |")
+        rows.append(f"| {label} + 5G LDPC | " + " | ".join(f"{_db(p)} ({mcs})" for p, _, mcs in chosen) + " |")
+        rows.append(f"| {label} + capacity | " + " | ".join(_db(c) for _, c, _ in chosen) + " |")
     return rows
 
 

@@ -364,35 +364,6 @@ def _check_reference_codec(codec: str):
         raise UsageError(str(err)) from err
 
 
-def reference_results(codec: str, channel_uses: int, snrs: list[float], dataset, description: str, *, channel: str, seed: int, progress: bool,
-                      fallback=None, axis_offset_db: float = 0.0, snr_kind: str = "esn0") -> dict:
-    """The results dict (the one schema) of the classical reference at ``channel_uses`` per image on
-    ``dataset``. The sweep runs at Es/N0 ``snrs + axis_offset_db``; ``results.snr_db`` keeps ``snrs``
-    (the axis of kind ``snr_kind`` of the system it is drawn beside)."""
-    from digisem.evaluate import reference_sweep
-    from digisem.io import run_metadata
-    from digisem.systems.classical import CIFAR10_MEAN, CODECS, side_info_bytes
-
-    spec = CODECS[codec]
-    started = time.perf_counter()
-    curves = reference_sweep(codec, channel_uses, [s + axis_offset_db for s in snrs], dataset, channel=channel, fallback=fallback, seed=seed, progress=progress)
-    wall = time.perf_counter() - started
-    curves["snr_db"] = list(snrs)
-    name = f"{spec.label} + 5G LDPC (best MCS)"
-    return {
-        "name": name,
-        "model": f"separate:{codec}",
-        "description": f"{spec.label} at the highest quality that fits, 5G NR LDPC + QAM (best of {len(curves['by_mcs'])} MCS per SNR) over {channel}, "
-                       f"{channel_uses} channel uses per image, on {description}; psnr_capacity_bound: {spec.label} within channel_uses * log2(1 + Es/N0) bits, no errors",
-        "results": curves,
-        "meta": run_metadata(seed, "cpu", dataset=description, n_images=len(dataset), channel=channel, snr_kind=snr_kind, esn0_offset_db=round(axis_offset_db, 3),
-                             channel_uses=channel_uses, codec=codec, shared_by_both_ends=spec.shared,
-                             side_info_bits=8 * side_info_bytes(codec, max(curves["payload_bits"].values())), fallback=list(fallback or CIFAR10_MEAN),
-                             failure="a stream that does not fit, arrives with any bit error (as a CRC detects; CRC bits not charged) or does not decode",
-                             psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(wall, 1), encodes=curves["encodes"]),
-    }
-
-
 def command_baseline(args: argparse.Namespace) -> int:
     """The classical reference: an image codec at the highest quality that fits, 5G LDPC + QAM (every MCS
     and the best per SNR) at a channel-use budget per image, and the codec at the capacity budget:
@@ -423,6 +394,8 @@ def command_baseline(args: argparse.Namespace) -> int:
     else:
         channel_uses = round(_parse_ratio(args.ratio) * first.numel())
     out = Path(args.out or f"runs/baseline-{args.codec}-{args.dataset}-{channel_uses}")
+    from digisem.evaluate import reference_results
+
     results = reference_results(args.codec, channel_uses, snrs, dataset, description, channel=args.channel, seed=args.seed, progress=not args.quiet,
                                 fallback=URBAN100_MEAN if args.dataset == "kodak24" else None)
     write_json(out / "results.json", results)
@@ -462,6 +435,8 @@ def eval_reference(codec: str, system, link, link_spec, snrs: list[float], snr_k
     if snr_kind == "ebn0":
         offset = 10 * float(np.log10(bits / uses))
         label += f"; reference at Es/N0 = Eb/N0 {offset:+.2f} dB ({bits} bits in {uses} channel uses)"
+    from digisem.evaluate import reference_results
+
     reference = reference_results(codec, int(uses), snrs, dataset, description, channel=channel, seed=seed, progress=progress, axis_offset_db=offset, snr_kind=snr_kind)
     return reference, label
 

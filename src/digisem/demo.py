@@ -27,7 +27,7 @@ from torch.utils.data import TensorDataset
 from . import zoo
 from .attacks import from_spec as attack_from_spec
 from .data import labelled_samples, sample_images
-from .evaluate import sweep, task_loss
+from .evaluate import reference_results, sweep, task_loss
 from .io import atomic_write, derived_seed, run_metadata, write_json
 from .link import link_snr_db
 from .plots import plot_metric, reconstruction_grid
@@ -42,6 +42,8 @@ TWEEDIE_MODEL = "scdm-tweedie-cifar10-64qam"
 ANALOG_MODEL = "deepjscc-cifar10-1_6"
 """Optional: DeepJSCC (bandwidth ratio 1/6), the analog reference of Part 2."""
 SYMBOL_LINK = "awgn"
+REFERENCE_CODEC = "webp"
+"""The classical reference of Parts 1 and 2: WebP + 5G LDPC + QAM (best MCS per SNR) at each part's channel uses."""
 ROBUST_MODELS = ("vqvae-fim-at-cifar10", "jscc-cifar10")
 """Part 3 (when the zoo holds them): the robust semcom classifiers, clean and under semantic noise."""
 ROBUST_SNRS = (-9.0, -3.0, 3.0, 9.0, 18.0)
@@ -134,9 +136,27 @@ def bit_level_demo(out: Path, snrs: list[float], models: tuple[str, ...], seed: 
                 section.rows.append((label, curves["psnr"]))
         for snr in GRID_SNRS:
             rows.append((f"{label} {snr:g} dB", received_images(model, images, BIT_LINKS[0][1], snr, "ebn0", torch.Generator().manual_seed(seed))))
+    first, _ = zoo.load(models[0])
+    offset = link_snr_db(first.link_for(BIT_LINKS[0][1]), 0.0, "ebn0")
+    reference = classical_reference(out, dataset, int(curves_list[0]["results"]["channel_uses"][0]), snrs, "ebn0", offset, seed, progress, "reference-webp-512")
+    curves_list.append(reference)
+    section.rows.append((reference["name"], reference["results"]["psnr"]))
+    section.text += (f". The classical reference: {reference['description']}, at Es/N0 = Eb/N0 {reference['meta']['esn0_offset_db']:+.2f} dB "
+                     f"(the 16-QAM link's bits per channel use); best MCS per SNR: {', '.join(reference['results']['mcs'])}")
     plot_metric(curves_list, "psnr", out / section.plot, title="bundled samples, 4 bits/value, 16-QAM Gray")
     reconstruction_grid(rows, out / section.grid, title="received over the real 16-QAM AWGN link (Eb/N0)")
     return section
+
+
+def classical_reference(out: Path, dataset: TensorDataset, channel_uses: int, snrs: list[float], snr_kind: str, esn0_offset_db: float, seed: int, progress: bool,
+                        file: str) -> dict[str, Any]:
+    """:data:`REFERENCE_CODEC` + 5G LDPC + QAM over AWGN at ``channel_uses`` per image, drawn on an
+    SNR axis ``snrs`` (dB) of kind ``snr_kind``: it runs at Es/N0 = ``snrs + esn0_offset_db`` (the
+    axis system's own conversion). Written to ``out/<file>.json`` and returned (the results schema)."""
+    reference = reference_results(REFERENCE_CODEC, channel_uses, snrs, dataset, "bundled sample images", channel="awgn", seed=seed, progress=progress,
+                                  axis_offset_db=esn0_offset_db, snr_kind=snr_kind)
+    write_json(out / f"{file}.json", reference)
+    return reference
 
 
 def symbol_receivers() -> list[Receiver]:
@@ -178,8 +198,12 @@ def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
         for snr in SYMBOL_GRID_SNRS:
             generator = torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr)))
             rows.append((f"{receiver.key} {snr:g} dB", received_images(receiver.system, images, SYMBOL_LINK, snr, "esn0", generator)))
+    classical = classical_reference(out, dataset, int(curves_list[0]["results"]["channel_uses"][0]), list(SYMBOL_SNRS), "esn0", 0.0, seed, progress, "reference-webp-128")
+    curves_list.append(classical)
+    section.rows.append((classical["name"], classical["results"]["psnr"]))
     section.text = (f"The same {len(names)} images through the JCM codec (learned 64-QAM, 128 symbols per image, trained at 18 dB) over AWGN, with {len(codecs)} receivers"
-                    + "".join(f", and {reference}" for reference in references) + ". PSNR in dB, mean over images")
+                    + "".join(f", and {reference}" for reference in references) + f". PSNR in dB, mean over images. The classical reference: {classical['description']}; "
+                    f"best MCS per SNR: {', '.join(classical['results']['mcs'])}")
     if references:
         section.title += ", with the analog reference"
     plot_metric(curves_list, "psnr", out / section.plot, title="bundled samples, JCM learned 64-QAM, AWGN")

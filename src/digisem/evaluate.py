@@ -18,6 +18,7 @@ expects (:func:`digisem.link.link_snr_db`).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,11 +28,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import metrics
-from .io import derived_seed
+from .io import derived_seed, run_metadata
 from .link import link_snr_db
 from .snr import check_snr_kind
 from .systems.base import batch_parts
 from .systems.classical import (
+    CIFAR10_MEAN,
+    CODECS,
     MCS_TABLE,
     SeparateCoding,
     SeparateCodingConfig,
@@ -41,6 +44,7 @@ from .systems.classical import (
     mcs_density,
     mcs_plan,
     minimum_stream_bits,
+    side_info_bytes,
 )
 
 Attack = Callable[..., torch.Tensor]
@@ -302,3 +306,28 @@ def reference_sweep(codec: str, channel_uses: int, snrs: list[float], dataset: D
                     unfit_mcs=[name for name in mcs if name not in by_mcs],
                     encodes=cache.encodes)
     return envelope
+
+
+def reference_results(codec: str, channel_uses: int, snrs: list[float], dataset, description: str, *, channel: str, seed: int, progress: bool,
+                      fallback=None, axis_offset_db: float = 0.0, snr_kind: str = "esn0") -> dict:
+    """The results dict (the one schema) of the classical reference at ``channel_uses`` per image on
+    ``dataset``. The sweep runs at Es/N0 ``snrs + axis_offset_db``; ``results.snr_db`` keeps ``snrs``
+    (the axis of kind ``snr_kind`` of the system it is drawn beside)."""
+    spec = CODECS[codec]
+    started = time.perf_counter()
+    curves = reference_sweep(codec, channel_uses, [s + axis_offset_db for s in snrs], dataset, channel=channel, fallback=fallback, seed=seed, progress=progress)
+    wall = time.perf_counter() - started
+    curves["snr_db"] = list(snrs)
+    name = f"{spec.label} + 5G LDPC (best MCS)"
+    return {
+        "name": name,
+        "model": f"separate:{codec}",
+        "description": f"{spec.label} at the highest quality that fits, 5G NR LDPC + QAM (best of {len(curves['by_mcs'])} MCS per SNR) over {channel}, "
+                       f"{channel_uses} channel uses per image, on {description}; psnr_capacity_bound: {spec.label} within channel_uses * log2(1 + Es/N0) bits, no errors",
+        "results": curves,
+        "meta": run_metadata(seed, "cpu", dataset=description, n_images=len(dataset), channel=channel, snr_kind=snr_kind, esn0_offset_db=round(axis_offset_db, 3),
+                             channel_uses=channel_uses, codec=codec, shared_by_both_ends=spec.shared,
+                             side_info_bits=8 * side_info_bytes(codec, max(curves["payload_bits"].values())), fallback=list(fallback or CIFAR10_MEAN),
+                             failure="a stream that does not fit, arrives with any bit error (as a CRC detects; CRC bits not charged) or does not decode",
+                             psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(wall, 1), encodes=curves["encodes"]),
+    }

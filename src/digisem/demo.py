@@ -231,6 +231,7 @@ def robust_demo(out: Path, seed: int, progress: bool) -> Section:
         write_json(out / f"{model_name}-attack.json", results)
         curves_list.append(results)
         section.rows += [(f"{label}, clean", curves["accuracy"]), (f"{label}, semantic noise", curves["accuracy_attacked"])]
+        section.text += recorded_accuracy(label, metadata)
     attacked_results = [{**results, "name": results["name"] + " (semantic noise)", "results": {"snr_db": results["results"]["snr_db"], "accuracy": results["results"]["accuracy_attacked"]}}
                         for results in curves_list]
     plot_metric(curves_list + attacked_results, "accuracy", out / section.plot, title=f"bundled samples, clean and i-FGSM epsilon {ROBUST_EPSILON}")
@@ -241,6 +242,20 @@ def robust_demo(out: Path, seed: int, progress: bool) -> Section:
     rows = [("clean", images), (f"noise x{0.5 / ROBUST_EPSILON:.0f}", (adversarial - images) / (2 * ROBUST_EPSILON) + 0.5), ("attacked", adversarial)]
     reconstruction_grid(rows, out / section.grid, title=f"{ROBUST_MODELS[0]}: i-FGSM semantic noise, epsilon {ROBUST_EPSILON}")
     return section
+
+
+def recorded_accuracy(label: str, metadata: dict[str, Any]) -> str:
+    """A sentence with the accuracy a zoo classifier's recorded results (its training run's test
+    set) give at the SNR nearest 3 dB, clean and attacked; empty when none are recorded."""
+    recorded = metadata.get("results", {})
+    curves = recorded.get("results", {})
+    if not curves.get("accuracy"):
+        return ""
+    index = min(range(len(curves["snr_db"])), key=lambda i: abs(curves["snr_db"][i] - 3.0))
+    attacked = curves.get("accuracy_attacked")
+    tail = f", {attacked[index]:.3f} under semantic noise" if attacked else ""
+    images = recorded.get("meta", {}).get("n_images", "the")
+    return f". {label} on {images} CIFAR-10 test images at {curves['snr_db'][index]:g} dB (its recorded results): {curves['accuracy'][index]:.3f} clean{tail}"
 
 
 def write_report(out: Path, sections: list[Section]) -> Path:

@@ -26,13 +26,16 @@ def snr_axis_label(results: dict[str, Any]) -> str:
 def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Path, title: str | None = None, xlabel: str | None = None) -> Path:
     """Plot ``metric`` against ``results.snr_db`` for every results dict that has it, onto one PNG.
 
-    BER-like metrics use a log axis and skip zero counts; keys ``<metric>_theory``,
+    BER-like metrics use a log axis; points with no errors counted are drawn as triangles below
+    the lowest measured value (labelled so), never dropped; keys ``<metric>_theory``,
     ``<metric>_<words>_theory`` (e.g. ``ber_uncoded_theory``) and ``<metric>_<words>_bound`` (the
     classical reference's ``psnr_capacity_bound``, dashed) are drawn as lines of the same colour, the
     simulation as markers (joined when there is no theory). ``xlabel`` replaces the SNR axis label
-    of the first results file; more than six curves put the legend beside the axes.
+    of the first results file; more than three curves put the legend beside the axes.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    error_free: dict[str, list[float]] = {}
+    colours: dict[str, str] = {}
     for results in results_list:
         curves = results["results"]
         if metric not in curves:
@@ -41,13 +44,15 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
         values = curves[metric]
         if metric in LOG_METRICS:
             shown = [(s, v) for s, v in zip(snr, values) if v is not None and v > 0]
+            error_free[results["name"]] = [s for s, v in zip(snr, values) if v == 0]
         else:
             shown = [(s, v) for s, v in zip(snr, values) if v is not None]
-        if not shown:
-            continue
         theory_keys = [key for key in curves if key.startswith(f"{metric}_") and key.endswith("theory")]
         bound_keys = [key for key in curves if key.startswith(f"{metric}_") and key.endswith("bound")]
-        line = ax.plot(*zip(*shown), "o" if theory_keys else "o-", label=results["name"])[0]
+        if not shown and not error_free.get(results["name"]):
+            continue
+        line = ax.plot(*zip(*shown) if shown else ([], []), "o" if theory_keys else "o-", label=results["name"])[0]
+        colours[results["name"]] = line.get_color()
         for key, style in [*zip(theory_keys, ("-", "--", ":")), *zip(bound_keys, ("--", ":"))]:
             pairs = [(s, v) for s, v in zip(snr, curves[key]) if v is not None and (v > 0 or metric not in LOG_METRICS)]
             if pairs:
@@ -56,7 +61,13 @@ def plot_metric(results_list: list[dict[str, Any]], metric: str, path: str | Pat
     if metric in LOG_METRICS:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel or snr_axis_label(results_list[0]))
-    if len(ax.get_lines()) > 6:
+    if any(error_free.values()):
+        positive = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0]
+        floor = min(positive) / 3 if positive else 1e-6
+        for name, snrs in error_free.items():
+            if snrs:
+                ax.plot(snrs, [floor] * len(snrs), "v", color=colours[name], label=f"{name}: no errors counted")
+    if len(ax.get_lines()) > 3:
         fig.set_size_inches(9.6, 4.8)
         ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _finish(fig, ax, metric, path, title)
@@ -111,8 +122,8 @@ def reconstruction_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, 
         axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
     if title:
         fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_size_inches()[1]) if title else None)
     try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     finally:
         plt.close(fig)

@@ -28,10 +28,12 @@ from .constellation import (
     constellation,
     constellation_info,
 )
+from .ldpc import LDPC5GCode
 from .links import BitLink, BSCLink, SymbolLink, normalize_power
 from .spec import from_spec, link_snr_db, link_snr_kind
 from .theory import (
     ber_awgn,
+    ber_rayleigh,
     ber_rayleigh_bpsk,
     bsc_flip_probability,
     ebn0_to_esn0_db,
@@ -48,10 +50,12 @@ __all__ = [
     "ChannelOutput",
     "Constellation",
     "GrayPAMConstellation",
+    "LDPC5GCode",
     "PSKConstellation",
     "Rayleigh",
     "SymbolLink",
     "ber_awgn",
+    "ber_rayleigh",
     "ber_rayleigh_bpsk",
     "bits_to_int",
     "bsc_flip_probability",

@@ -11,7 +11,7 @@ knowledge is which controls apply. :func:`build_page` lays it out with Gradio (t
 ``digisem[app]``) and :func:`launch` serves it.
 
 A point is computed as :func:`digisem.evaluate.sweep` computes it: the image's tiles are one batch,
-one generator seeded by ``derived_seed(seed, "eval", snr)`` drives the channel and the system, so
+one generator (:func:`digisem.evaluate.point_generator`) drives the channel and the system, so
 the page's PSNR at a seed is the sweep's PSNR of the same tiles at that seed.
 """
 
@@ -37,7 +37,7 @@ from torch.utils.data import TensorDataset
 from . import metrics, zoo
 from .attacks import from_spec as attack_from_spec
 from .data import CIFAR10_CLASSES, sample_images
-from .evaluate import sweep, task_loss
+from .evaluate import point_generator, sweep, task_loss
 from .imageio import read_image, tile, untile
 from .io import derived_seed
 from .link import BSCLink, from_spec, link_snr_db, link_snr_kind
@@ -341,11 +341,6 @@ def _subset(sent: torch.Tensor, received: torch.Tensor) -> tuple[np.ndarray, np.
     return sent[index].numpy(), received[index].numpy()
 
 
-def _generator(seed: int, snr_db: float) -> torch.Generator:
-    """The generator :func:`digisem.evaluate.sweep` uses at this point."""
-    return torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr_db)))
-
-
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
@@ -395,7 +390,7 @@ def _transmit(request: Request, curve: bool, progress) -> Result:
     system = receiver(request.model, request.denoiser, request.restorer)
     link = system.link_for(spec)
     result = Result(item, snr, _to_uint8(shown), receiver=_receiver_text(system, request, item), notes=notes)
-    generator = _generator(request.seed, snr)
+    generator = point_generator(request.seed, snr)
     with torch.no_grad(), _counted(system.restorer, progress):
         adversarial, labels = _attack(system, tiles, label, request, item)
         with captured_symbols(link) as record:
@@ -499,7 +494,7 @@ def image_curve(request: Request, key: str, tiles: torch.Tensor, labels: torch.T
         values = []
         with torch.no_grad():
             for snr in snrs:
-                logits = system(tiles, link=link, snr_db=link_snr_db(link, snr, item.snr_kind), generator=_generator(request.seed, snr))["logits"]
+                logits = system(tiles, link=link, snr_db=link_snr_db(link, snr, item.snr_kind), generator=point_generator(request.seed, snr))["logits"]
                 values.append(float(torch.softmax(logits, 1).gather(1, labels[:, None]).mean()))
         curves = {"snr_db": snrs, "probability": values}
     else:
@@ -554,7 +549,7 @@ def classical(tiles: torch.Tensor, spec: str | dict[str, Any] | None, payload_ki
         bit_link = separate_coding.mcs_link(plan, channel)
         system = _classical_system(plan.payload_bits)
         with torch.no_grad():
-            out = system(tiles, link=bit_link, snr_db=esn0, generator=_generator(seed, snr_db))
+            out = system(tiles, link=bit_link, snr_db=esn0, generator=point_generator(seed, snr_db))
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         return {"note": f"classical JPEG + {label} at {uses} channel uses: {err}", "link": label}
     return {"psnr": float(metrics.psnr(out["x_hat"].float(), tiles).mean()), "payload_bits": out.get("bits_per_image"), "channel_uses": out.get("channel_uses_per_image"),

@@ -369,15 +369,15 @@ def command_baseline(args: argparse.Namespace) -> int:
     and the best per SNR) at a channel-use budget per image, and the codec at the capacity budget:
     results.json and psnr.png."""
     from digisem.data import describe_dataset, recipe_dataset
+    from digisem.evaluate import reference_results
     from digisem.io import write_json
     from digisem.plots import plot_reference
+    from digisem.systems.base import images_of
     from digisem.systems.classical import URBAN100_MEAN
 
     _check_reference_codec(args.codec)
     _check_limit(args.limit)
     snrs = parse_snr_range(args.snr)
-    if not snrs:
-        raise UsageError("--snr gave no SNR values")
     crop = 256 if args.dataset == "kodak24" else None
     if args.data == "samples":
         if args.dataset != "cifar10":
@@ -386,16 +386,14 @@ def command_baseline(args: argparse.Namespace) -> int:
     else:
         dataset = recipe_dataset(args.dataset, args.data, "test", limit=args.limit, crop=crop)
         description = describe_dataset(args.dataset, "test", dataset) + (" (256x256 center crops)" if crop else "")
-    first = dataset[0][0] if isinstance(dataset[0], (tuple, list)) else dataset[0]
+    first = images_of(dataset[0])
     if args.channel_uses is not None:
         if args.channel_uses < 1:
             raise UsageError(f"--channel-uses must be >= 1, got {args.channel_uses}")
         channel_uses = args.channel_uses
     else:
         channel_uses = round(_parse_ratio(args.ratio) * first.numel())
-    out = Path(args.out or f"runs/baseline-{args.codec}-{args.dataset}-{channel_uses}")
-    from digisem.evaluate import reference_results
-
+    out = _output_folder(args.out or f"runs/baseline-{args.codec}-{args.dataset}-{channel_uses}")
     results = reference_results(args.codec, channel_uses, snrs, dataset, description, channel=args.channel, seed=args.seed, progress=not args.quiet,
                                 fallback=URBAN100_MEAN if args.dataset == "kodak24" else None)
     write_json(out / "results.json", results)
@@ -417,6 +415,7 @@ def eval_reference(codec: str, system, link, link_spec, snrs: list[float], snr_k
     the x-axis label that says so."""
     import torch
 
+    from digisem.evaluate import reference_results
     from digisem.link import link_snr_db
     from digisem.link.spec import parse_spec
     from digisem.snr import SNR_LABELS
@@ -435,8 +434,6 @@ def eval_reference(codec: str, system, link, link_spec, snrs: list[float], snr_k
     if snr_kind == "ebn0":
         offset = 10 * float(np.log10(bits / uses))
         label += f"; reference at Es/N0 = Eb/N0 {offset:+.2f} dB ({bits} bits in {uses} channel uses)"
-    from digisem.evaluate import reference_results
-
     reference = reference_results(codec, int(uses), snrs, dataset, description, channel=channel, seed=seed, progress=progress, axis_offset_db=offset, snr_kind=snr_kind)
     return reference, label
 

@@ -28,9 +28,9 @@ from torch.utils.data import TensorDataset
 from . import zoo
 from .attacks import from_spec as attack_from_spec
 from .data import labelled_samples, sample_images
-from .evaluate import reference_results, sweep, task_loss
-from .io import atomic_write, derived_seed, run_metadata, write_json
-from .link import link_snr_db
+from .evaluate import point_generator, reference_results, sweep, task_loss
+from .io import atomic_write, run_metadata, write_json
+from .link import from_spec, link_snr_db
 from .plots import plot_metric, reconstruction_grid
 from .systems.scdm import MMSEDenoiser
 
@@ -137,8 +137,7 @@ def bit_level_demo(out: Path, snrs: list[float], models: tuple[str, ...], seed: 
                 section.rows.append((label, curves["psnr"]))
         for snr in GRID_SNRS:
             rows.append((f"{label} {snr:g} dB", received_images(model, images, BIT_LINKS[0][1], snr, "ebn0", torch.Generator().manual_seed(seed))))
-    first, _ = zoo.load(models[0])
-    offset = link_snr_db(first.link_for(BIT_LINKS[0][1]), 0.0, "ebn0")
+    offset = link_snr_db(from_spec(BIT_LINKS[0][1]), 0.0, "ebn0")
     reference = classical_reference(out, dataset, int(curves_list[0]["results"]["channel_uses"][0]), snrs, "ebn0", offset, seed, progress, "reference-webp-512")
     curves_list.append(reference)
     section.rows.append((reference["name"], reference["results"]["psnr"]))
@@ -197,7 +196,7 @@ def symbol_level_demo(out: Path, seed: int, progress: bool) -> Section:
         if receiver.modulation == "analog":
             references.append(f"{receiver.label} as the analog reference ({curves['channel_uses'][0]:g} symbols per image)")
         for snr in SYMBOL_GRID_SNRS:
-            generator = torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr)))
+            generator = point_generator(seed, snr)
             rows.append((f"{receiver.key} {snr:g} dB", received_images(receiver.system, images, SYMBOL_LINK, snr, "esn0", generator)))
     classical = classical_reference(out, dataset, int(curves_list[0]["results"]["channel_uses"][0]), list(SYMBOL_SNRS), "esn0", 0.0, seed, progress, "reference-webp-128")
     curves_list.append(classical)

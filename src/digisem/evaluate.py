@@ -66,6 +66,12 @@ class _Totals:
         return {key: self.sums[key] / self.counts[key] if self.counts[key] else float("nan") for key in self.sums}
 
 
+def point_generator(seed: int, snr_db: float) -> torch.Generator:
+    """The generator of one sweep point: seeded by ``seed`` and the point's SNR in dB as given on the
+    sweep's axis, so any caller (the demo, the app, the classical reference) reproduces the sweep's noise."""
+    return torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr_db)))
+
+
 def score_output(out: dict[str, Any], images: torch.Tensor, labels: torch.Tensor | None, totals: _Totals, suffix: str = "") -> None:
     """Add one batch's scores to ``totals``: image metrics from ``x_hat``, accuracy from ``logits``,
     payload BER (integers) or latent MSE (symbols), channel uses, the fraction of failed images
@@ -151,7 +157,7 @@ def sweep(
     link_snrs = {snr: link_snr_db(link, snr, snr_kind) for snr in computed}
     # keyed by the sweep point (as every recorded result in docs/results was made): the same physical
     # point on the Eb/N0 and the Es/N0 axes draws other noise, with the same statistics
-    generators = {snr: torch.Generator().manual_seed(derived_seed(seed, "eval", snr)) for snr in computed}
+    generators = {snr: point_generator(seed, snr) for snr in computed}
     attack_generator = torch.Generator().manual_seed(derived_seed(seed, "attack"))
     totals = {snr: _Totals() for snr in computed}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -279,7 +285,7 @@ def reference_sweep(codec: str, channel_uses: int, snrs: list[float], dataset: D
             link = mcs_link(plan, channel)
             curves: dict[str, list[float]] = {key: [] for key in REFERENCE_METRICS}
             for snr in snrs:
-                generator = torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr)))
+                generator = point_generator(seed, snr)
                 with torch.no_grad():
                     received = system.send(clean["payload"], link, float(snr), generator)
                 ok = (received == clean["payload"]).all(1) & clean["delivered"]

@@ -16,6 +16,7 @@ from torch import nn
 from digisem import cli, zoo
 from digisem.cli import main
 from digisem.io import atomic_write, remove_stale_temporaries, staged_folder, write_json
+from digisem.link.errors import InputError
 from digisem.weights import CheckpointError, load_state, read_weights, save_weights
 
 
@@ -267,13 +268,32 @@ def test_zoo_listing_goes_on_past_a_corrupted_file(tmp_path, monkeypatch, capsys
     assert "deepjscc-cifar10-1_12: zoo weights" in captured.err and "are corrupted" in captured.err
 
 
-def test_a_real_bug_keeps_its_traceback(monkeypatch):
+@pytest.mark.parametrize("bug", [KeyError("missing"), ValueError("math domain error"), RuntimeError("shape mismatch")], ids=["KeyError", "ValueError", "RuntimeError"])
+def test_a_real_bug_keeps_its_traceback(bug, monkeypatch, capsys):
+    """Only the library's own argument checks (InputError) are usage errors: a ValueError from
+    deep inside (torch, numpy, a slip in digisem) is a bug and propagates with its traceback."""
+
     def buggy(args):
-        return {}["missing"]
+        raise bug
 
     monkeypatch.setattr(cli, "command_zoo", buggy)
-    with pytest.raises(KeyError):
+    with pytest.raises(type(bug)):
         main(["zoo"])
+    assert "internal error, a bug in digisem" in capsys.readouterr().err
+
+
+def test_the_named_errors_are_input_errors_and_the_cli_gives_exit_2_for_them(monkeypatch, capsys):
+    from digisem.snr import SNRRangeError
+    from digisem.train.recipe import RecipeError
+
+    assert all(issubclass(error, InputError) and issubclass(error, ValueError) for error in (SNRRangeError, RecipeError, cli.UsageError))
+
+    def checked(args):
+        raise InputError("--limit must be >= 1, got 0")
+
+    monkeypatch.setattr(cli, "command_zoo", checked)
+    assert main(["zoo"]) == 2
+    assert capsys.readouterr().err.strip() == "digisem zoo: error: --limit must be >= 1, got 0"
 
 
 def _malicious(marker):
@@ -293,21 +313,21 @@ def _lib_cases():
     bsc = BSCLink(modulation="16qam")
     x = torch.ones(2, 4, dtype=torch.complex64)
     return [
-        ("bsc-snr-low", lambda: bsc.flip_probability(-1000.0), ValueError, r"snr_db \(ebn0\) must be finite and in \[-50, 100\] dB"),
-        ("bsc-snr-high", lambda: bsc.flip_probability(101.0), ValueError, r"in \[-50, 100\] dB"),
-        ("bsc-snr-nan", lambda: bsc.flip_probability(math.nan), ValueError, "must be finite"),
-        ("bsc-snr-batch", lambda: bsc.transmit_bits(torch.zeros(2, 8, dtype=torch.uint8), torch.tensor([0.0, 500.0])), ValueError, "500"),
-        ("bsc-p", lambda: BSCLink(p=0.7), ValueError, r"must lie in \[0, 0.5\]"),
-        ("awgn-snr", lambda: AWGN()(x, 1000.0), ValueError, r"in \[-50.0, 100.0\] dB"),
-        ("noise-shape", lambda: noise_variance(torch.zeros(3), x), ValueError, r"shape \[B\] = \[2\]"),
+        ("bsc-snr-low", lambda: bsc.flip_probability(-1000.0), InputError, r"snr_db \(ebn0\) must be finite and in \[-50, 100\] dB"),
+        ("bsc-snr-high", lambda: bsc.flip_probability(101.0), InputError, r"in \[-50, 100\] dB"),
+        ("bsc-snr-nan", lambda: bsc.flip_probability(math.nan), InputError, "must be finite"),
+        ("bsc-snr-batch", lambda: bsc.transmit_bits(torch.zeros(2, 8, dtype=torch.uint8), torch.tensor([0.0, 500.0])), InputError, "500"),
+        ("bsc-p", lambda: BSCLink(p=0.7), InputError, r"must lie in \[0, 0.5\]"),
+        ("awgn-snr", lambda: AWGN()(x, 1000.0), InputError, r"in \[-50.0, 100.0\] dB"),
+        ("noise-shape", lambda: noise_variance(torch.zeros(3), x), InputError, r"shape \[B\] = \[2\]"),
         ("real-symbols", lambda: from_spec("awgn", "symbols")(torch.ones(2, 4), 10.0), TypeError, "must be complex"),
-        ("zf-8x4", lambda: make_channel("mimo-8x4-zf"), ValueError, "ZF detection needs num_tx <= num_rx"),
-        ("channel-name", lambda: make_channel("wifi"), ValueError, "unknown channel 'wifi'"),
-        ("bits-on-symbols", lambda: from_spec("16qam-awgn", "symbols"), ValueError, "carries bits"),
-        ("spec-key", lambda: from_spec({"kind": "bits", "colour": 1}), ValueError, r"unknown keys \['colour'\]"),
-        ("simulate-bits", lambda: simulate_ber(from_spec("16qam-awgn"), [0.0], max_bits=0), ValueError, "must all be >= 1"),
-        ("snr-range-long", lambda: parse_snr_range("0:1e9:1"), ValueError, "at most 1000"),
-        ("snr-range-inf", lambda: parse_snr_range("0:inf:1"), ValueError, "finite"),
+        ("zf-8x4", lambda: make_channel("mimo-8x4-zf"), InputError, "ZF detection needs num_tx <= num_rx"),
+        ("channel-name", lambda: make_channel("wifi"), InputError, "unknown channel 'wifi'"),
+        ("bits-on-symbols", lambda: from_spec("16qam-awgn", "symbols"), InputError, "carries bits"),
+        ("spec-key", lambda: from_spec({"kind": "bits", "colour": 1}), InputError, r"unknown keys \['colour'\]"),
+        ("simulate-bits", lambda: simulate_ber(from_spec("16qam-awgn"), [0.0], max_bits=0), InputError, "must all be >= 1"),
+        ("snr-range-long", lambda: parse_snr_range("0:1e9:1"), InputError, "at most 1000"),
+        ("snr-range-inf", lambda: parse_snr_range("0:inf:1"), InputError, "finite"),
         ("no-data-root", lambda: data_root(None), FileNotFoundError, r"--data DIR \(root=DIR in Python\)"),
     ]
 

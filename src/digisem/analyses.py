@@ -34,6 +34,7 @@ from .attacks import universal_receiver_noise
 from .evaluate import sweep
 from .link import MIMO, BitLink, SymbolLink, from_spec
 from .link.channel import complex_normal
+from .link.errors import InputError
 from .link.ldpc import LDPC5GCode
 from .systems.classical import (
     bits_to_bytes,
@@ -89,7 +90,7 @@ def with_keep_ratio(model: nn.Module, keep_ratio: float) -> nn.Module:
     """The same model (shared weights, :meth:`~digisem.systems.base.System.with_parts`) sending a
     fraction ``keep_ratio`` in (0, 1] of its patches; the original is unchanged."""
     if not 0 < keep_ratio <= 1:
-        raise ValueError(f"keep_ratio (the reserving ratio) must lie in (0, 1], got {keep_ratio}")
+        raise InputError(f"keep_ratio (the reserving ratio) must lie in (0, 1], got {keep_ratio}")
     clone = model.with_parts()
     clone.config = dataclasses.replace(model.config, mask_ratio=1 - keep_ratio)
     return clone
@@ -157,7 +158,7 @@ def noise_masking_weights(model: nn.Module, images: torch.Tensor, perturbed: tor
     ``images`` and their attacked versions ``perturbed`` (both ``[B, 3, H, W]``), for noise-related
     masking (``masking_weights`` of :func:`~digisem.systems.vqvae.keep_patches`)."""
     if images.shape != perturbed.shape:
-        raise ValueError(f"images and perturbed must have the same shape, got {tuple(images.shape)} and {tuple(perturbed.shape)}")
+        raise InputError(f"images and perturbed must have the same shape, got {tuple(images.shape)} and {tuple(perturbed.shape)}")
     return model.patchify(perturbed - images).abs().mean((0, 2))
 
 
@@ -328,7 +329,7 @@ def receiver_noise_accuracy(model: nn.Module, dataset: Dataset, snr_db: float, s
     """
     config = model.config
     if config.transmission != "analog" or config.mask_ratio != 0:
-        raise ValueError("receiver-side universal noise needs a differentiable receiver that sees every patch: an analog model with mask_ratio 0 (the JSCC baseline)")
+        raise InputError("receiver-side universal noise needs a differentiable receiver that sees every patch: an analog model with mask_ratio 0 (the JSCC baseline)")
     model.eval()
     channel = MIMO(num_tx, num_rx, "svd", block=True)
     images, labels = _first_batch(dataset, samples)

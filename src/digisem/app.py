@@ -41,6 +41,7 @@ from .evaluate import point_generator, sweep, task_loss
 from .imageio import read_image, tile, untile
 from .io import derived_seed
 from .link import BSCLink, from_spec, link_snr_db, link_snr_kind
+from .link.errors import InputError
 from .link.spec import describe, parse_spec
 from .snr import SNR_LABELS, parse_snr_range
 from .systems import FAMILIES
@@ -61,7 +62,7 @@ ATTACK_STEPS = 5
 SNR_UNITS = {"esn0": "Es/N0 per complex symbol", "ebn0": "Eb/N0 per information bit"}
 
 
-class AppError(ValueError):
+class AppError(InputError):
     """Bad input (an unreadable upload, an image too small, an SNR out of range, a missing model):
     shown on the page as one message."""
 

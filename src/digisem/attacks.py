@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .link.errors import InputError
+
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 """``loss_fn(x) -> [B]`` per-example losses of the attacked tensor ``x : [B, ...]``."""
 
@@ -28,7 +30,7 @@ LossFn = Callable[[torch.Tensor], torch.Tensor]
 def _per_example_loss(loss_fn: LossFn, x: torch.Tensor) -> torch.Tensor:
     loss = loss_fn(x)
     if loss.dim() != 1 or loss.shape[0] != x.shape[0]:
-        raise ValueError(f"loss_fn must return per-example losses of shape [{x.shape[0]}], got shape {tuple(loss.shape)}")
+        raise InputError(f"loss_fn must return per-example losses of shape [{x.shape[0]}], got shape {tuple(loss.shape)}")
     return loss
 
 
@@ -42,7 +44,7 @@ def _input_gradient(loss_fn: LossFn, x: torch.Tensor) -> torch.Tensor:
 
 def _check_budget(epsilon: float, name: str = "epsilon") -> None:
     if not epsilon >= 0:
-        raise ValueError(f"{name} must be >= 0, got {epsilon}")
+        raise InputError(f"{name} must be >= 0, got {epsilon}")
 
 
 def fgsm(loss_fn: LossFn, x: torch.Tensor, epsilon: float, bounds: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
@@ -78,9 +80,9 @@ def iterative_fgsm(
     """
     _check_budget(epsilon)
     if steps < 1 or step <= 0:
-        raise ValueError(f"need steps >= 1 and step > 0, got steps={steps}, step={step}")
+        raise InputError(f"need steps >= 1 and step > 0, got steps={steps}, step={step}")
     if steps * step <= epsilon:
-        raise ValueError(f"steps * step = {steps * step:g} must exceed epsilon = {epsilon:g} (the paper's K alpha > epsilon)")
+        raise InputError(f"steps * step = {steps * step:g} must exceed epsilon = {epsilon:g} (the paper's K alpha > epsilon)")
     original = x.detach()
     adversarial = original.clone()
     if random_start:
@@ -141,11 +143,11 @@ def universal_receiver_noise(
     """
     _check_budget(epsilon)
     if received.dim() != 3 or not received.is_complex():
-        raise ValueError(f"received must be complex [N, Nr, T], got {received.dtype} shape {tuple(received.shape)}")
+        raise InputError(f"received must be complex [N, Nr, T], got {received.dtype} shape {tuple(received.shape)}")
     if attacker_channels.dim() != 3 or attacker_channels.shape[:2] != received.shape[:2] or not attacker_channels.is_complex():
-        raise ValueError(f"attacker_channels must be complex [N, Nr, Nt] with N, Nr = {tuple(received.shape[:2])}, got {attacker_channels.dtype} shape {tuple(attacker_channels.shape)}")
+        raise InputError(f"attacker_channels must be complex [N, Nr, Nt] with N, Nr = {tuple(received.shape[:2])}, got {attacker_channels.dtype} shape {tuple(attacker_channels.shape)}")
     if steps < 1 or steps * step <= epsilon:
-        raise ValueError(f"need steps >= 1 and steps * step > epsilon (K alpha > epsilon), got steps={steps}, step={step}, epsilon={epsilon}")
+        raise InputError(f"need steps >= 1 and steps * step > epsilon (K alpha > epsilon), got steps={steps}, step={step}, epsilon={epsilon}")
     hermitian = attacker_channels.conj().transpose(1, 2)
     current = received.detach()
     delta = torch.zeros(received.shape[0], attacker_channels.shape[2], received.shape[2], dtype=received.dtype, device=received.device)
@@ -252,14 +254,14 @@ def from_spec(spec: dict | None) -> Attack | None:
         return None
     kind = spec["kind"]
     if kind not in ATTACKS:
-        raise ValueError(f"unknown attack {kind!r}: use one of {ATTACKS}")
+        raise InputError(f"unknown attack {kind!r}: use one of {ATTACKS}")
     if spec.get("epsilon") is None:
-        raise ValueError(f"attack {kind!r} needs epsilon (the L-infinity budget on images in [0, 1]), got {spec}")
+        raise InputError(f"attack {kind!r} needs epsilon (the L-infinity budget on images in [0, 1]), got {spec}")
     epsilon = float(spec["epsilon"])
     if kind == "fgsm":
         return lambda loss_fn, x, generator=None: fgsm(loss_fn, x, epsilon)
     if spec.get("step") is None or spec.get("steps") is None:
-        raise ValueError(f"attack {kind!r} needs step and steps, got {spec}")
+        raise InputError(f"attack {kind!r} needs step and steps, got {spec}")
     step, steps = float(spec["step"]), int(spec["steps"])
     if kind == "ifgsm":
         return lambda loss_fn, x, generator=None: iterative_fgsm(loss_fn, x, epsilon, step, steps)

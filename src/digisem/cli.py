@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from digisem.snr import SNR_RANGE_HELP, SNRRangeError, parse_snr_range
+from digisem.link.errors import InputError
+from digisem.snr import SNR_RANGE_HELP, parse_snr_range
 
 
-class UsageError(ValueError):
+class UsageError(InputError):
     """Bad command-line input: printed as one line, exit status 2."""
 
 
@@ -783,12 +784,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (UsageError, SNRRangeError, ValueError, OSError, CheckpointError) as err:
+    except (InputError, OSError, CheckpointError) as err:
         print(f"digisem {args.verb}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"digisem {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        print(f"digisem {args.verb}: internal error, a bug in digisem (the traceback follows; please report it with the command)", file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

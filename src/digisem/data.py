@@ -45,6 +45,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
+from .link.errors import InputError
+
 DATA_ENV_VAR = "DIGISEM_DATA"
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -110,7 +112,7 @@ def _read_rgb(source: Path | BinaryIO) -> Tensor:
 
 def _check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be None or a positive int, got {limit!r}")
+        raise InputError(f"limit must be None or a positive int, got {limit!r}")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -145,23 +147,23 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with path.open("rb") as file:
             batch = _RestrictedUnpickler(file, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as err:
-        raise ValueError(f"{path} is not a valid CIFAR-10 batch file ({type(err).__name__}: {err}); delete {path.parent} "
+        raise InputError(f"{path} is not a valid CIFAR-10 batch file ({type(err).__name__}: {err}); delete {path.parent} "
                          "and fetch the official batches again with digisem download cifar10") from err
     if not isinstance(batch, dict):
-        raise ValueError(f"{path}: expected a pickled dict, got {type(batch).__name__}")
+        raise InputError(f"{path}: expected a pickled dict, got {type(batch).__name__}")
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
     if data is None or labels is None:
-        raise ValueError(f"{path}: expected keys b'data' and b'labels', got {sorted(map(repr, batch))}")
+        raise InputError(f"{path}: expected keys b'data' and b'labels', got {sorted(map(repr, batch))}")
     data = np.asarray(data)
     labels = np.asarray(labels, dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
-        raise ValueError(
+        raise InputError(
             f"{path}: expected b'data' uint8 (N, 3072) and N labels, got b'data' {data.dtype} {data.shape} "
             f"and {len(labels)} labels"
         )
     if labels.size and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
-        raise ValueError(f"{path}: labels must lie in [0, 10), got [{labels.min()}, {labels.max()}]")
+        raise InputError(f"{path}: labels must lie in [0, 10), got [{labels.min()}, {labels.max()}]")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -221,7 +223,7 @@ def _list_cifar10_folder(split_dir: Path) -> tuple[list[Path], list[int]]:
     """Files and labels in round-robin class order: file 0 of each class, then file 1, ..."""
     found = sorted(path.name for path in split_dir.iterdir() if path.is_dir())
     if tuple(found) != CIFAR10_CLASSES:
-        raise ValueError(
+        raise InputError(
             f"{split_dir}: expected one folder per CIFAR-10 class {list(CIFAR10_CLASSES)}, found {found}"
         )
     per_class = [_list_images(split_dir / name, CIFAR10_FOLDER_EXTENSIONS) for name in CIFAR10_CLASSES]
@@ -236,7 +238,7 @@ def _decode_cifar10_files(files: Sequence[Path]) -> Tensor:
     for index, path in enumerate(files):
         image = _read_rgb_array(path)
         if image.shape != (32, 32, 3):
-            raise ValueError(f"{path}: CIFAR-10 images must be 32x32, got {image.shape[1]}x{image.shape[0]}")
+            raise InputError(f"{path}: CIFAR-10 images must be 32x32, got {image.shape[1]}x{image.shape[0]}")
         pixels[index] = image
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 
@@ -285,11 +287,11 @@ class CIFAR10(Dataset):
         limit: int | None = None,
     ) -> None:
         if split not in CIFAR10_BATCHES:
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+            raise InputError(f"split must be 'train' or 'test', got {split!r}")
         if source not in ("auto", "folder", "pickle"):
-            raise ValueError(f"source must be 'auto', 'folder' or 'pickle', got {source!r}")
+            raise InputError(f"source must be 'auto', 'folder' or 'pickle', got {source!r}")
         if download and source == "folder":
-            raise ValueError("download fetches the official python batches: use source='pickle' or 'auto'")
+            raise InputError("download fetches the official python batches: use source='pickle' or 'auto'")
         _check_limit(limit)
         self.split = split
         self.transform = transform
@@ -455,7 +457,7 @@ def _crop_size(crop: int | Sequence[int] | None) -> tuple[int, int] | None:
         return None
     height, width = (crop, crop) if isinstance(crop, int) else tuple(crop)
     if height < 1 or width < 1:
-        raise ValueError(f"crop must be positive, got {crop!r}")
+        raise InputError(f"crop must be positive, got {crop!r}")
     return int(height), int(width)
 
 
@@ -497,7 +499,7 @@ class ImageFolder(Dataset):
         _check_limit(limit)
         self.crop_size = _crop_size(crop)
         if random_crop and self.crop_size is None:
-            raise ValueError("random_crop=True needs a crop size")
+            raise InputError("random_crop=True needs a crop size")
         folder = Path(root)
         if not folder.is_dir():
             raise DatasetNotFoundError(f"image folder {folder} does not exist")
@@ -517,7 +519,7 @@ class ImageFolder(Dataset):
         crop_height, crop_width = self.crop_size
         height, width = image.shape[1:]
         if height < crop_height or width < crop_width:
-            raise ValueError(
+            raise InputError(
                 f"{path}: image is {width}x{height} (width x height), smaller than the crop {crop_width}x{crop_height}"
             )
         if self.random_crop:
@@ -616,7 +618,7 @@ def sample_images(kind: Literal["cifar", "kodak"] = "cifar") -> tuple[Tensor, li
         e.g. ``"cifar_cat_0000"``), sorted.
     """
     if kind not in SAMPLE_KINDS:
-        raise ValueError(f"kind must be one of {SAMPLE_KINDS}, got {kind!r}")
+        raise InputError(f"kind must be one of {SAMPLE_KINDS}, got {kind!r}")
     folder = resources.files("digisem").joinpath("samples")
     entries = sorted(
         (entry for entry in folder.iterdir() if entry.name.startswith(f"{kind}_") and entry.name.endswith(".png")),
@@ -717,19 +719,19 @@ def recipe_dataset(name: str, root: str | os.PathLike | None, split: Literal["tr
     A dataset of ``(image [3, H, W] in [0, 1], label)`` (CIFAR-10, samples) or of images.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: use one of {DATASETS}")
+        raise InputError(f"unknown dataset {name!r}: use one of {DATASETS}")
     _check_limit(limit)
     transform = random_crop_flip() if augment and split == "train" else None
     if name == "samples":
         images, labels = labelled_samples().tensors
         if transform is not None:
-            raise ValueError("augment applies to cifar10 training sets, not the bundled samples")
+            raise InputError("augment applies to cifar10 training sets, not the bundled samples")
         dataset: Dataset = TensorDataset(images[:limit], labels[:limit])
     elif name == "cifar10":
         dataset = CIFAR10(root, split=split, limit=limit, transform=transform)
     elif name == "folder":
         if not folder:
-            raise ValueError("dataset 'folder' needs a folder of images")
+            raise InputError("dataset 'folder' needs a folder of images")
         dataset = ImageFolder(folder, crop=crop, limit=limit)
     elif name == "urban100" and split == "train":
         dataset = Urban100(root, crop=crop, random_crop=True, random_flip=True, limit=limit)

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from .link.errors import InputError
+
 MAX_SCALAR_BITS = 16
 
 
@@ -46,7 +48,7 @@ class ScalarQuantizer(nn.Module):
     def __init__(self, num_bits: int):
         super().__init__()
         if not isinstance(num_bits, int) or isinstance(num_bits, bool) or not 1 <= num_bits <= MAX_SCALAR_BITS:
-            raise ValueError(f"num_bits must be an int in [1, {MAX_SCALAR_BITS}], got {num_bits!r}")
+            raise InputError(f"num_bits must be an int in [1, {MAX_SCALAR_BITS}], got {num_bits!r}")
         self.num_bits = num_bits
         self.num_levels = 1 << num_bits
         self.offset = (1 << (num_bits - 1)) - 1
@@ -97,7 +99,7 @@ class ScalarQuantizer(nn.Module):
         if payload.dtype.is_floating_point or payload.dtype.is_complex or payload.dtype == torch.bool:
             raise TypeError(f"payload must have an integer dtype, got {payload.dtype}")
         if payload.numel() and (int(payload.min()) < 0 or int(payload.max()) >= self.num_levels):
-            raise ValueError(
+            raise InputError(
                 f"payload must lie in [0, {self.num_levels - 1}] for {self.num_bits} bits; "
                 f"got min {int(payload.min())}, max {int(payload.max())}"
             )
@@ -111,7 +113,7 @@ class ScalarQuantizer(nn.Module):
         Output: same shape and dtype; gradients flow to ``features``.
         """
         if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
+            raise InputError(f"alpha must be >= 0, got {alpha}")
         noise = torch.randn(features.shape, generator=generator, device=features.device, dtype=features.dtype)
         return features + alpha * noise
 
@@ -164,9 +166,9 @@ class LearnedConstellation(nn.Module):
     def __init__(self, order: int, temperature: float = 1.5):
         super().__init__()
         if order not in LEARNED_ORDERS:
-            raise ValueError(f"unknown learned constellation order {order!r}: use one of {LEARNED_ORDERS} (2 = BPSK, else square QAM)")
+            raise InputError(f"unknown learned constellation order {order!r}: use one of {LEARNED_ORDERS} (2 = BPSK, else square QAM)")
         if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            raise InputError(f"temperature must be > 0, got {temperature}")
         self.order = order
         self.temperature = float(temperature)
         self.num_levels = 2 if order == 2 else math.isqrt(order)
@@ -200,7 +202,7 @@ class LearnedConstellation(nn.Module):
     def one_hot(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Level choices ``[B, d, K]`` (one-hot values; straight-through softmax gradient in training)."""
         if logits.dim() != 3 or logits.shape[-1] != self.num_levels:
-            raise ValueError(f"logits must be [B, d, {self.num_levels}] for order {self.order}, got shape {tuple(logits.shape)}")
+            raise InputError(f"logits must be [B, d, {self.num_levels}] for order {self.order}, got shape {tuple(logits.shape)}")
         if not self.training:
             return nn.functional.one_hot(logits.argmax(-1), self.num_levels).to(logits.dtype)
         uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
@@ -214,7 +216,7 @@ class LearnedConstellation(nn.Module):
         if self.real_dims_per_symbol == 1:
             return torch.complex(values, torch.zeros_like(values))
         if values.shape[1] % 2:
-            raise ValueError(f"QAM needs an even number of real dimensions, got {values.shape[1]}")
+            raise InputError(f"QAM needs an even number of real dimensions, got {values.shape[1]}")
         return torch.view_as_complex(values.reshape(values.shape[0], -1, 2).contiguous())
 
     def points(self) -> torch.Tensor:
@@ -259,9 +261,9 @@ class VectorQuantizer(nn.Module):
     def __init__(self, codebook_size: int = 256, dim: int = 32, beta: float = 0.25, restart_every: int = 20):
         super().__init__()
         if codebook_size < 2 or dim < 1 or beta < 0 or restart_every < 0:
-            raise ValueError(f"need codebook_size >= 2, dim >= 1, beta >= 0, restart_every >= 0; got {codebook_size}, {dim}, {beta}, {restart_every}")
+            raise InputError(f"need codebook_size >= 2, dim >= 1, beta >= 0, restart_every >= 0; got {codebook_size}, {dim}, {beta}, {restart_every}")
         if codebook_size & (codebook_size - 1):
-            raise ValueError(f"codebook_size J = {codebook_size} is not a power of two: indices travel as log2(J)-bit words, and every word must name a basis vector")
+            raise InputError(f"codebook_size J = {codebook_size} is not a power of two: indices travel as log2(J)-bit words, and every word must name a basis vector")
         self.codebook = nn.Parameter(torch.empty(codebook_size, dim).uniform_(-1 / codebook_size, 1 / codebook_size))
         self.beta = float(beta)
         self.bits_per_index = codebook_size.bit_length() - 1
@@ -307,7 +309,7 @@ class VectorQuantizer(nn.Module):
 
     def _check(self, features: torch.Tensor) -> None:
         if not features.dtype.is_floating_point or features.dim() < 1 or features.shape[-1] != self.codebook.shape[1]:
-            raise ValueError(f"features must be float [..., {self.codebook.shape[1]}], got {features.dtype} shape {tuple(features.shape)}")
+            raise InputError(f"features must be float [..., {self.codebook.shape[1]}], got {features.dtype} shape {tuple(features.shape)}")
 
     def indices(self, features: torch.Tensor) -> torch.Tensor:
         """Eq. 11: index of the nearest basis vector (Euclidean), ``[..., D] -> [...]`` int64."""
@@ -321,7 +323,7 @@ class VectorQuantizer(nn.Module):
         if indices.dtype.is_floating_point or indices.dtype.is_complex:
             raise TypeError(f"indices must be integers, got {indices.dtype}")
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook.shape[0]):
-            raise ValueError(f"indices must lie in [0, {self.codebook.shape[0] - 1}], got min {int(indices.min())}, max {int(indices.max())}")
+            raise InputError(f"indices must lie in [0, {self.codebook.shape[0] - 1}], got min {int(indices.min())}, max {int(indices.max())}")
         return self.codebook[indices]
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -365,12 +367,12 @@ class AnalogSymbols(nn.Module):
     def to_payload(self, features: torch.Tensor) -> torch.Tensor:
         """``[B, ...]`` real features -> ``[B, n]`` unit-energy complex symbols."""
         if not features.dtype.is_floating_point or features.dim() < 2 or features[0].numel() % 2:
-            raise ValueError(f"analog features must be float [B, ...] with an even number of values per example, got {features.dtype} shape {tuple(features.shape)}")
+            raise InputError(f"analog features must be float [B, ...] with an even number of values per example, got {features.dtype} shape {tuple(features.shape)}")
         pairs = features.float().reshape(features.shape[0], -1, 2).contiguous()
         symbols = torch.view_as_complex(pairs)
         power = symbols.abs().pow(2).mean(-1, keepdim=True)
         if bool((power == 0).any()):
-            raise ValueError("an example has all-zero features: cannot normalize its power")
+            raise InputError("an example has all-zero features: cannot normalize its power")
         return symbols / power.sqrt()
 
     def from_payload(self, symbols: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from .io import derived_seed, run_metadata
 from .link import link_snr_db
+from .link.errors import InputError
 from .snr import check_snr_kind
 from .systems.base import batch_parts
 from .systems.classical import (
@@ -40,8 +41,8 @@ from .systems.classical import (
     SeparateCodingConfig,
     StreamCache,
     capacity_bits,
-    mcs_link,
     mcs_density,
+    mcs_link,
     mcs_plan,
     minimum_stream_bits,
     side_info_bytes,
@@ -150,9 +151,9 @@ def sweep(
     link = system.link_for(link) if hasattr(system, "link_for") else link
     points = [float(s) for s in snrs]
     if not points:
-        raise ValueError("the sweep needs at least one SNR")
+        raise InputError("the sweep needs at least one SNR")
     if len(dataset) == 0:
-        raise ValueError("the dataset is empty: nothing to evaluate")
+        raise InputError("the dataset is empty: nothing to evaluate")
     computed = points if link is not None else points[:1]
     link_snrs = {snr: link_snr_db(link, snr, snr_kind) for snr in computed}
     # keyed by the sweep point (as every recorded result in docs/results was made): the same physical
@@ -196,7 +197,7 @@ def average_over(curves: dict[str, Any], key: str, low: float, high: float) -> f
     """Mean of ``curves[key]`` over the SNR points in ``[low, high]`` dB (e.g. the paper's 0-18 dB average)."""
     values = [v for s, v in zip(curves["snr_db"], curves[key]) if low <= s <= high]
     if not values:
-        raise ValueError(f"no SNR points in [{low}, {high}] dB")
+        raise InputError(f"no SNR points in [{low}, {high}] dB")
     return sum(values) / len(values)
 
 
@@ -258,7 +259,7 @@ def reference_sweep(codec: str, channel_uses: int, snrs: list[float], dataset: D
     :func:`sweep`.
     """
     if not snrs:
-        raise ValueError("the reference sweep needs at least one SNR")
+        raise InputError("the reference sweep needs at least one SNR")
     images = torch.cat([batch_parts(batch)[0] for batch in DataLoader(dataset, batch_size=100, shuffle=False)])
     extra = {} if fallback is None else {"fallback": tuple(fallback)}
     cache = StreamCache()
@@ -267,7 +268,7 @@ def reference_sweep(codec: str, channel_uses: int, snrs: list[float], dataset: D
     usable = [plan for plan in plans.values() if plan is not None and plan.payload_bits >= smallest]
     if not usable:
         densest = max(mcs, key=mcs_density)
-        raise ValueError(f"{channel_uses} channel uses per image are too few for any {codec} stream: the smallest needs {smallest} bits, "
+        raise InputError(f"{channel_uses} channel uses per image are too few for any {codec} stream: the smallest needs {smallest} bits, "
                          f"about {math.ceil(smallest / mcs_density(densest))} channel uses at {densest} ({mcs_density(densest):g} bits per channel use)")
 
     def budget(bits: int) -> tuple[SeparateCoding, dict[str, Any], dict[str, torch.Tensor]]:

@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.nn import functional as F
 
 from .io import atomic_write
+from .link.errors import InputError
 
 
 def read_image(path: str | Path) -> torch.Tensor:
@@ -21,7 +22,7 @@ def read_image(path: str | Path) -> torch.Tensor:
         with Image.open(path) as handle:
             array = np.asarray(handle.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read {path} as an image: {err}") from err
+        raise InputError(f"cannot read {path} as an image: {err}") from err
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
 
 
@@ -37,7 +38,7 @@ def tile(image: torch.Tensor, block: int) -> tuple[torch.Tensor, tuple[int, int,
     Returns the tiles and the layout ``(H, W, rows, cols)`` for :func:`untile`.
     """
     if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected an RGB image [3, H, W], got shape {tuple(image.shape)}")
+        raise InputError(f"expected an RGB image [3, H, W], got shape {tuple(image.shape)}")
     height, width = image.shape[1:]
     pad_h, pad_w = -height % block, -width % block
     padded = F.pad(image.unsqueeze(0), (0, pad_w, 0, pad_h), mode="replicate")[0]

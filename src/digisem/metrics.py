@@ -30,6 +30,8 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from .link.errors import InputError
+
 REFERENCE_TOLERANCE = 1e-3
 RECONSTRUCTION_SLACK = 0.5
 
@@ -55,15 +57,15 @@ def _check_image_pair(x_hat: Tensor, x: Tensor, metric: str) -> tuple[Tensor, Te
                 f"with shape {tuple(image.shape)}; convert uint8 images with image.float() / 255"
             )
     if x_hat.shape != x.shape:
-        raise ValueError(
+        raise InputError(
             f"{metric}: shape mismatch, x_hat has shape {tuple(x_hat.shape)} and x has shape {tuple(x.shape)}"
         )
     if x.ndim != 4:
-        raise ValueError(f"{metric}: images must have shape (B, C, H, W), got shape {tuple(x.shape)}")
+        raise InputError(f"{metric}: images must have shape (B, C, H, W), got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
-        raise ValueError(f"{metric}: empty batch, shape {tuple(x.shape)}")
+        raise InputError(f"{metric}: empty batch, shape {tuple(x.shape)}")
     if x.numel() == 0:
-        raise ValueError(f"{metric}: images have no pixels, shape {tuple(x.shape)}")
+        raise InputError(f"{metric}: images have no pixels, shape {tuple(x.shape)}")
     _check_range(x, "x", metric, REFERENCE_TOLERANCE, "reference images must lie in [0, 1]")
     _check_range(
         x_hat,
@@ -83,7 +85,7 @@ def _check_range(image: Tensor, name: str, metric: str, tolerance: float, reason
         finite = image[torch.isfinite(image)]
         span = f"[{finite.min().item():.4g}, {finite.max().item():.4g}]" if finite.numel() else "no finite values"
         has_nan = " and NaN/inf values" if not bool(torch.isfinite(image).all()) else ""
-        raise ValueError(
+        raise InputError(
             f"{metric}: {name} (shape {tuple(image.shape)}) has values in {span}{has_nan}, outside "
             f"[{-tolerance:g}, {1.0 + tolerance:g}]: {reason}"
         )
@@ -117,7 +119,7 @@ def psnr(x_hat: Tensor, x: Tensor, per_image: bool = True) -> Tensor:
 def _check_window_fits(x: Tensor, metric: str) -> int:
     min_side = min(x.shape[-2], x.shape[-1])
     if min_side < SSIM_KERNEL_SIZE:
-        raise ValueError(
+        raise InputError(
             f"{metric}: images of shape {tuple(x.shape)} are smaller than the "
             f"{SSIM_KERNEL_SIZE}x{SSIM_KERNEL_SIZE} Gaussian window; both sides must be at least {SSIM_KERNEL_SIZE} px"
         )
@@ -180,7 +182,7 @@ def ms_ssim_betas(height: int, width: int) -> tuple[float, ...]:
             kept = MS_SSIM_BETAS[:scales]
             total = sum(kept)
             return tuple(beta / total for beta in kept)
-    raise ValueError(
+    raise InputError(
         f"ms_ssim: images of {height}x{width} px are smaller than the {SSIM_KERNEL_SIZE}x{SSIM_KERNEL_SIZE} window; "
         f"both sides must be at least {SSIM_KERNEL_SIZE} px"
     )
@@ -221,17 +223,17 @@ def ms_ssim(x_hat: Tensor, x: Tensor, per_image: bool = True) -> Tensor:
 
 def _check_bit_pair(bits_hat: Tensor, bits: Tensor, metric: str) -> None:
     if bits_hat.shape != bits.shape:
-        raise ValueError(
+        raise InputError(
             f"{metric}: shape mismatch, bits_hat has shape {tuple(bits_hat.shape)} "
             f"and bits has shape {tuple(bits.shape)}"
         )
     if bits.numel() == 0:
-        raise ValueError(f"{metric}: no bits to compare, shape {tuple(bits.shape)}")
+        raise InputError(f"{metric}: no bits to compare, shape {tuple(bits.shape)}")
     for name, values in (("bits_hat", bits_hat), ("bits", bits)):
         if values.is_complex():
             raise TypeError(f"{metric}: {name} must hold bits 0/1, got dtype {values.dtype}")
         if not bool(((values == 0) | (values == 1)).all()):
-            raise ValueError(
+            raise InputError(
                 f"{metric}: {name} (shape {tuple(values.shape)}, dtype {values.dtype}) holds values other than 0 "
                 "and 1; make hard decisions first (e.g. llr < 0 or probability > 0.5)"
             )
@@ -264,7 +266,7 @@ def block_error_rate(bits_hat: Tensor, bits: Tensor) -> Tensor:
     """
     _check_bit_pair(bits_hat, bits, "block_error_rate")
     if bits.ndim == 0:
-        raise ValueError("block_error_rate: bits must have at least one dimension (the block), got a scalar")
+        raise InputError("block_error_rate: bits must have at least one dimension (the block), got a scalar")
     block_in_error = (bits_hat != bits).reshape(-1, bits.shape[-1]).any(dim=-1)
     return torch.count_nonzero(block_in_error).to(torch.float32) / block_in_error.numel()
 
@@ -281,9 +283,9 @@ def bit_errors(values: Tensor, values_hat: Tensor, num_bits: int) -> tuple[int, 
         ``(errors, bits)``: the number of differing bits and the number of bits compared.
     """
     if values.shape != values_hat.shape or values.dtype.is_floating_point or values_hat.dtype.is_floating_point:
-        raise ValueError(f"bit_errors: expected two integer tensors of one shape, got {values.dtype} {tuple(values.shape)} and {values_hat.dtype} {tuple(values_hat.shape)}")
+        raise InputError(f"bit_errors: expected two integer tensors of one shape, got {values.dtype} {tuple(values.shape)} and {values_hat.dtype} {tuple(values_hat.shape)}")
     if num_bits < 1:
-        raise ValueError(f"bit_errors: num_bits must be >= 1, got {num_bits}")
+        raise InputError(f"bit_errors: num_bits must be >= 1, got {num_bits}")
     flipped = values.to(torch.int64) ^ values_hat.to(torch.int64)
     errors = sum(int(((flipped >> i) & 1).sum()) for i in range(num_bits))
     return errors, flipped.numel() * num_bits
@@ -300,17 +302,17 @@ def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
         Fraction of correct arg-max predictions, shape (), float32.
     """
     if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"accuracy: expected logits (B, K) and labels (B,), got shapes {tuple(logits.shape)} "
             f"and {tuple(labels.shape)}"
         )
     if labels.shape[0] == 0:
-        raise ValueError(f"accuracy: empty batch, logits shape {tuple(logits.shape)}")
+        raise InputError(f"accuracy: empty batch, logits shape {tuple(logits.shape)}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"accuracy: labels must be integer class indices, got dtype {labels.dtype}")
     num_classes = logits.shape[1]
     if bool((labels < 0).any()) or bool((labels >= num_classes).any()):
-        raise ValueError(
+        raise InputError(
             f"accuracy: labels must lie in [0, {num_classes}) for logits of shape {tuple(logits.shape)}, "
             f"got values in [{labels.min().item()}, {labels.max().item()}]"
         )
@@ -335,7 +337,7 @@ def recall_at_k(embeddings: Tensor, labels: Tensor, k: int = 1) -> Tensor:
         Fraction of queries that are hits, shape (), float32.
     """
     if embeddings.ndim != 2 or labels.ndim != 1 or embeddings.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"recall_at_k: expected embeddings (N, D) and labels (N,), got shapes "
             f"{tuple(embeddings.shape)} and {tuple(labels.shape)}"
         )
@@ -345,7 +347,7 @@ def recall_at_k(embeddings: Tensor, labels: Tensor, k: int = 1) -> Tensor:
         raise TypeError(f"recall_at_k: labels must be integer, got dtype {labels.dtype}")
     count = embeddings.shape[0]
     if not 1 <= k < count:
-        raise ValueError(f"recall_at_k: need 1 <= k < N, got k={k} for N={count} embeddings")
+        raise InputError(f"recall_at_k: need 1 <= k < N, got k={k} for N={count} embeddings")
     unit = F.normalize(embeddings.to(torch.promote_types(embeddings.dtype, torch.float32)), dim=1)
     hits = torch.zeros(count, dtype=torch.bool, device=embeddings.device)
     for start in range(0, count, _RECALL_QUERY_CHUNK):

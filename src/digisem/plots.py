@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from .io import atomic_write
+from .link.errors import InputError
 
 METRIC_LABELS = {"ber": "bit error rate", "bler": "block error rate", "psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "accuracy": "accuracy"}
 LOG_METRICS = ("ber", "bler")
@@ -113,7 +114,7 @@ def reconstruction_grid(rows: list[tuple[str, torch.Tensor]], path: str | Path, 
     fig, axes = plt.subplots(len(rows), 1, figsize=(1.1 * count + 1.6, 1.25 * len(rows) + (0.4 if title else 0.1)), squeeze=False)
     for axis, (label, images) in zip(axes[:, 0], rows):
         if images.shape[0] != count:
-            raise ValueError(f"row {label!r} has {images.shape[0]} images, expected {count}")
+            raise InputError(f"row {label!r} has {images.shape[0]} images, expected {count}")
         padded = torch.nn.functional.pad(images.detach().clamp(0, 1).cpu(), (1, 1, 1, 1), value=1.0)
         strip = torch.cat(list(padded), dim=2).permute(1, 2, 0).numpy()
         axis.imshow(strip, interpolation="nearest")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from .link.errors import InputError
+
 SNR_KINDS = ("esn0", "ebn0")
 SNR_LABELS = {"esn0": "Es/N0", "ebn0": "Eb/N0"}
 MAX_SNR_POINTS = 1000
@@ -16,7 +18,7 @@ MAX_SNR_POINTS = 1000
 SNR_RANGE_HELP = "SNRs in dB: 'START:STOP:STEP' (STOP included), a list '0,3,6' or one value"
 
 
-class SNRRangeError(ValueError):
+class SNRRangeError(InputError):
     """An SNR range or list that cannot be parsed, or one too long to sweep."""
 
 
@@ -63,5 +65,5 @@ def parse_snr_range(text: str) -> list[float]:
 def check_snr_kind(kind: str) -> str:
     """``kind`` if it names an SNR convention (``"esn0"`` or ``"ebn0"``), else ValueError naming the choices."""
     if kind not in SNR_KINDS:
-        raise ValueError(f"unknown SNR kind {kind!r}: use one of {SNR_KINDS}")
+        raise InputError(f"unknown SNR kind {kind!r}: use one of {SNR_KINDS}")
     return kind

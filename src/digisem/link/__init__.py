@@ -9,6 +9,8 @@ Conventions, stated once and kept everywhere:
 - **LLR sign**: ``LLR = ln P(b=1 | y) / P(b=0 | y)``; a positive LLR favours bit 1 (as Sionna).
 - **Labels**: QAM follows 3GPP TS 38.211 Gray labelling; PSK is Gray labelled around the circle.
 - Every random draw takes an optional ``torch.Generator``; devices and dtypes follow the input.
+- **Errors**: a bad argument raises :class:`InputError` (a ``ValueError``) naming it; a wrong
+  argument type raises ``TypeError``.
 """
 
 from .bits import bits_to_int, gray_decode, gray_encode, int_to_bits
@@ -28,6 +30,7 @@ from .constellation import (
     constellation,
     constellation_info,
 )
+from .errors import InputError
 from .ldpc import LDPC5GCode
 from .links import BitLink, BSCLink, SymbolLink, normalize_power
 from .spec import from_spec, link_snr_db, link_snr_kind
@@ -50,6 +53,7 @@ __all__ = [
     "ChannelOutput",
     "Constellation",
     "GrayPAMConstellation",
+    "InputError",
     "LDPC5GCode",
     "PSKConstellation",
     "Rayleigh",

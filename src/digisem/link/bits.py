@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import torch
 
+from .errors import InputError
+
 MAX_INT_BITS = 62
 
 
 def _check_width(num_bits: int) -> None:
     if not isinstance(num_bits, int) or isinstance(num_bits, bool) or not 1 <= num_bits <= MAX_INT_BITS:
-        raise ValueError(f"num_bits must be an int in [1, {MAX_INT_BITS}], got {num_bits!r}")
+        raise InputError(f"num_bits must be an int in [1, {MAX_INT_BITS}], got {num_bits!r}")
 
 
 def _check_integer_tensor(values: torch.Tensor, name: str) -> None:
@@ -33,7 +35,7 @@ def int_to_bits(values: torch.Tensor, num_bits: int) -> torch.Tensor:
     _check_width(num_bits)
     _check_integer_tensor(values, "values")
     if values.numel() and (int(values.min()) < 0 or int(values.max()) >= 1 << num_bits):
-        raise ValueError(
+        raise InputError(
             f"values must lie in [0, {(1 << num_bits) - 1}] for {num_bits} bits; "
             f"got min {int(values.min())}, max {int(values.max())}"
         )
@@ -50,7 +52,7 @@ def bits_to_int(bits: torch.Tensor) -> torch.Tensor:
     if not isinstance(bits, torch.Tensor):
         raise TypeError(f"bits must be a torch.Tensor, got {type(bits).__name__}")
     if bits.dim() == 0:
-        raise ValueError("bits must have at least one dimension (the bit axis)")
+        raise InputError("bits must have at least one dimension (the bit axis)")
     num_bits = bits.shape[-1]
     _check_width(num_bits)
     check_binary(bits, "bits")
@@ -63,7 +65,7 @@ def check_binary(bits: torch.Tensor, name: str = "bits") -> None:
     if bits.dtype.is_complex:
         raise TypeError(f"{name} must be real (uint8, bool, int or float in {{0, 1}}), got {bits.dtype}")
     if bits.dtype != torch.bool and bits.numel() and not bool(((bits == 0) | (bits == 1)).all()):
-        raise ValueError(f"{name} must contain only 0 and 1")
+        raise InputError(f"{name} must contain only 0 and 1")
 
 
 def gray_encode(values: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from torch import nn
 
 from .bits import check_binary
 from .constellation import check_symbols
+from .errors import InputError
 
 SNR_DB_MIN = -50.0
 SNR_DB_MAX = 100.0
@@ -61,9 +62,9 @@ def noise_variance(snr_db: float | torch.Tensor, x: torch.Tensor) -> torch.Tenso
     """
     snr = torch.as_tensor(snr_db, dtype=_real_dtype(x), device=x.device)
     if snr.dim() > 1 or (snr.dim() == 1 and snr.shape[0] != x.shape[0]):
-        raise ValueError(f"snr_db must be a scalar or have shape [B] = [{x.shape[0]}], got shape {tuple(snr.shape)}")
+        raise InputError(f"snr_db must be a scalar or have shape [B] = [{x.shape[0]}], got shape {tuple(snr.shape)}")
     if not bool(torch.isfinite(snr).all()) or bool((snr < SNR_DB_MIN).any()) or bool((snr > SNR_DB_MAX).any()):
-        raise ValueError(f"snr_db must be finite and in [{SNR_DB_MIN}, {SNR_DB_MAX}] dB, got {snr.tolist()}")
+        raise InputError(f"snr_db must be finite and in [{SNR_DB_MIN}, {SNR_DB_MAX}] dB, got {snr.tolist()}")
     noise_var = torch.pow(10.0, -snr / 10.0)
     if snr.dim() == 1:
         noise_var = noise_var.reshape(-1, *([1] * (x.dim() - 1)))
@@ -84,7 +85,7 @@ def _real_dtype(x: torch.Tensor) -> torch.dtype:
 def _check_batch(x: torch.Tensor) -> None:
     check_symbols(x, "x")
     if x.dim() < 2:
-        raise ValueError(f"x must be batched [B, n, ...], got shape {tuple(x.shape)}")
+        raise InputError(f"x must be batched [B, n, ...], got shape {tuple(x.shape)}")
 
 
 class AWGN(nn.Module):
@@ -172,11 +173,11 @@ class MIMO(nn.Module):
                  interference: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         if num_tx < 1 or num_rx < 1:
-            raise ValueError(f"num_tx and num_rx must be >= 1, got {num_tx}x{num_rx}")
+            raise InputError(f"num_tx and num_rx must be >= 1, got {num_tx}x{num_rx}")
         if detector not in MIMO_DETECTORS:
-            raise ValueError(f"unknown MIMO detector {detector!r}: use one of {MIMO_DETECTORS}")
+            raise InputError(f"unknown MIMO detector {detector!r}: use one of {MIMO_DETECTORS}")
         if detector == "zf" and num_tx > num_rx:
-            raise ValueError(f"ZF detection needs num_tx <= num_rx, got {num_tx}x{num_rx}; use detector='lmmse'")
+            raise InputError(f"ZF detection needs num_tx <= num_rx, got {num_tx}x{num_rx}; use detector='lmmse'")
         self.num_tx, self.num_rx, self.detector, self.block = num_tx, num_rx, detector, block
         self.interference = interference
 
@@ -193,7 +194,7 @@ class MIMO(nn.Module):
 
         _check_batch(x)
         if x.dim() != 2 or x.shape[1] % self.symbols_multiple:
-            raise ValueError(f"MIMO input must be [B, n] with n a multiple of {self.symbols_multiple} (streams per channel use), got {tuple(x.shape)}")
+            raise InputError(f"MIMO input must be [B, n] with n a multiple of {self.symbols_multiple} (streams per channel use), got {tuple(x.shape)}")
         if self.detector == "svd":
             modes = self.transmit_eigenmodes(x, snr_db, generator)
             return self.combine(self._interfered(modes.received), modes)
@@ -230,10 +231,10 @@ class MIMO(nn.Module):
         :class:`Eigenmodes`: ``received = H V x + w`` and the receiver's CSI, for :meth:`combine`.
         """
         if self.detector != "svd":
-            raise ValueError(f"eigenmode transmission needs detector='svd', this MIMO detects with {self.detector!r}")
+            raise InputError(f"eigenmode transmission needs detector='svd', this MIMO detects with {self.detector!r}")
         streams_per_use = self.symbols_multiple
         if x.dim() != 2 or x.shape[1] % streams_per_use:
-            raise ValueError(f"MIMO input must be [B, n] with n a multiple of {streams_per_use} (streams per channel use), got {tuple(x.shape)}")
+            raise InputError(f"MIMO input must be [B, n] with n a multiple of {streams_per_use} (streams per channel use), got {tuple(x.shape)}")
         batch, uses = x.shape[0], x.shape[1] // streams_per_use
         noise_var = noise_variance(snr_db, x).reshape(-1, 1, 1)
         h_shape = (batch, 1 if self.block else uses, self.num_rx, self.num_tx)
@@ -269,7 +270,7 @@ class BinarySymmetric(nn.Module):
     def forward(self, bits: torch.Tensor, p: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         check_binary(bits)
         if bits.numel() == 0:
-            raise ValueError(f"bits is empty (shape {tuple(bits.shape)})")
+            raise InputError(f"bits is empty (shape {tuple(bits.shape)})")
         flips = flip_mask(bits.shape, p, bits.device, generator)
         return (bits.to(torch.uint8) ^ flips).to(bits.dtype)
 
@@ -278,9 +279,9 @@ def check_flip_probability(p: float | torch.Tensor, batch: int | None = None) ->
     """Validate a BSC flip probability: finite, in [0, 0.5], scalar or ``[B]``. Returns a float32 tensor."""
     p = torch.as_tensor(p, dtype=torch.float32)
     if p.dim() > 1 or (p.dim() == 1 and batch is not None and p.shape[0] != batch):
-        raise ValueError(f"p must be a scalar or have shape [B] = [{batch}], got shape {tuple(p.shape)}")
+        raise InputError(f"p must be a scalar or have shape [B] = [{batch}], got shape {tuple(p.shape)}")
     if not bool(torch.isfinite(p).all()) or bool((p < 0).any()) or bool((p > 0.5).any()):
-        raise ValueError(f"the flip probability p must lie in [0, 0.5], got {p.tolist()}")
+        raise InputError(f"the flip probability p must lie in [0, 0.5], got {p.tolist()}")
     return p
 
 
@@ -311,6 +312,6 @@ def make_channel(spec: str) -> nn.Module:
     match = re.fullmatch(r"mimo-(\d+)x(\d+)(?:-(zf|lmmse|svd))?", key)
     if match:
         return MIMO(int(match.group(1)), int(match.group(2)), detector=match.group(3) or "lmmse")
-    raise ValueError(
+    raise InputError(
         f"unknown channel {spec!r}: use 'awgn', 'rayleigh', 'rayleigh-block' or 'mimo-NTxNR[-zf|-lmmse|-svd]' (e.g. 'mimo-8x4')"
     )

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .bits import check_binary, gray_encode
+from .errors import InputError
 
 DEMAPPING_METHODS = ("app", "maxlog")
 
@@ -52,7 +53,7 @@ def constellation_info(modulation: str) -> ConstellationInfo:
         bits = order.bit_length() - 1
         if order == 1 << bits and ((family == "qam" and bits % 2 == 0 and 2 <= bits <= 16) or (family == "psk" and 3 <= bits <= 16)):
             return ConstellationInfo(f"{order}{family}", family, bits)
-    raise ValueError(
+    raise InputError(
         f"unknown modulation {modulation!r}: use 'bpsk', 'qpsk', an M-QAM with M an even power of two "
         "('16qam', '64qam', '256qam') or an M-PSK with M a power of two >= 8 ('8psk', '16psk')"
     )
@@ -103,21 +104,21 @@ def check_symbols(y: torch.Tensor, name: str = "y") -> None:
     if not y.dtype.is_complex:
         raise TypeError(f"{name} must be complex (torch.complex64), got {y.dtype}")
     if y.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(y.shape)})")
+        raise InputError(f"{name} is empty (shape {tuple(y.shape)})")
     coords = torch.view_as_real(y)
     # one cheap reduction screens for NaN/inf; the exact check runs only if the sum is not finite
     if not bool(torch.isfinite(coords.sum())) and not bool(torch.isfinite(coords).all()):
-        raise ValueError(f"{name} contains NaN or inf")
+        raise InputError(f"{name} contains NaN or inf")
 
 
 def _check_noise_var(noise_var: torch.Tensor | float, y: torch.Tensor) -> torch.Tensor:
     noise_var = torch.as_tensor(noise_var, dtype=y.real.dtype, device=y.device)
     if not bool(torch.isfinite(noise_var).all()) or bool((noise_var <= 0).any()):
-        raise ValueError("noise_var must be finite and > 0 (the complex noise variance N0 per symbol)")
+        raise InputError("noise_var must be finite and > 0 (the complex noise variance N0 per symbol)")
     try:
         torch.broadcast_shapes(noise_var.shape, y.shape)
     except RuntimeError as err:
-        raise ValueError(f"noise_var of shape {tuple(noise_var.shape)} does not broadcast to y of shape {tuple(y.shape)}") from err
+        raise InputError(f"noise_var of shape {tuple(noise_var.shape)} does not broadcast to y of shape {tuple(y.shape)}") from err
     return noise_var
 
 
@@ -144,14 +145,14 @@ class Constellation(nn.Module):
         super().__init__()
         points = torch.as_tensor(points)
         if points.dim() != 1:
-            raise ValueError(f"points must be 1-D [M], got shape {tuple(points.shape)}")
+            raise InputError(f"points must be 1-D [M], got shape {tuple(points.shape)}")
         num_points = points.numel()
         bits_per_symbol = num_points.bit_length() - 1
         if num_points < 2 or num_points != 1 << bits_per_symbol:
-            raise ValueError(f"the number of points must be a power of two >= 2, got {num_points}")
+            raise InputError(f"the number of points must be a power of two >= 2, got {num_points}")
         points = points.to(torch.complex64)
         if not bool(torch.isfinite(torch.view_as_real(points)).all()):
-            raise ValueError("points contain NaN or inf")
+            raise InputError("points contain NaN or inf")
         if normalize:
             points = points / points.abs().pow(2).mean().sqrt()
         self.name = name
@@ -172,15 +173,15 @@ class Constellation(nn.Module):
         if not isinstance(bits, torch.Tensor):
             raise TypeError(f"bits must be a torch.Tensor, got {type(bits).__name__}")
         if bits.dim() == 0 or bits.numel() == 0:
-            raise ValueError(f"bits must be a non-empty tensor [..., n*k], got shape {tuple(bits.shape)}")
+            raise InputError(f"bits must be a non-empty tensor [..., n*k], got shape {tuple(bits.shape)}")
         if bits.shape[-1] % self.bits_per_symbol:
-            raise ValueError(
+            raise InputError(
                 f"the number of bits ({bits.shape[-1]}) is not a multiple of the {self.bits_per_symbol} "
                 f"bits per symbol of {self.name}"
             )
         if bits.dtype == torch.uint8:
             if int(bits.max()) > 1:
-                raise ValueError("bits must contain only 0 and 1")
+                raise InputError("bits must contain only 0 and 1")
         else:
             check_binary(bits)
             bits = bits.to(torch.uint8)
@@ -222,7 +223,7 @@ class Constellation(nn.Module):
 def _llr_from_metrics(metrics: torch.Tensor, label_bits: torch.Tensor, method: str) -> torch.Tensor:
     """``metrics [..., P]`` log-likelihoods of P labelled points, ``label_bits [P, m]`` -> ``[..., m]`` LLRs."""
     if method not in DEMAPPING_METHODS:
-        raise ValueError(f"unknown demapping method {method!r}: use one of {DEMAPPING_METHODS}")
+        raise InputError(f"unknown demapping method {method!r}: use one of {DEMAPPING_METHODS}")
     excluded = torch.where(label_bits.T.bool(), 0.0, -torch.inf).to(metrics)
     with_one = metrics.unsqueeze(-2) + excluded
     with_zero = metrics.unsqueeze(-2) + (-torch.inf - excluded).nan_to_num(neginf=-torch.inf, posinf=0.0)
@@ -251,7 +252,7 @@ class GrayPAMConstellation(Constellation):
         elif bits_per_symbol % 2 == 0 and bits_per_symbol >= 2:
             num_axes, name = 2, ("qpsk" if bits_per_symbol == 2 else f"{1 << bits_per_symbol}qam")
         else:
-            raise ValueError(f"a Gray PAM/QAM constellation needs 1 or an even number of bits, got {bits_per_symbol}")
+            raise InputError(f"a Gray PAM/QAM constellation needs 1 or an even number of bits, got {bits_per_symbol}")
         bits_per_axis = bits_per_symbol // num_axes
         num_levels = 1 << bits_per_axis
         sorted_labels = torch.from_numpy(gray_pam_labels(bits_per_axis))
@@ -308,7 +309,7 @@ class GrayPAMConstellation(Constellation):
         check_symbols(y)
         noise_var = _check_noise_var(noise_var, y)
         if method not in DEMAPPING_METHODS:
-            raise ValueError(f"unknown demapping method {method!r}: use one of {DEMAPPING_METHODS}")
+            raise InputError(f"unknown demapping method {method!r}: use one of {DEMAPPING_METHODS}")
         coords = self._axes(y)
         neg_inv_noise = (-1.0 / noise_var).unsqueeze(-1)
         # one metric tensor [..., n, axes] per level, then per bit a pairwise fold over the L/2
@@ -335,7 +336,7 @@ class PSKConstellation(Constellation):
 
     def __init__(self, bits_per_symbol: int, phase_offset: float = 0.0):
         if bits_per_symbol < 1:
-            raise ValueError(f"bits_per_symbol must be >= 1, got {bits_per_symbol}")
+            raise InputError(f"bits_per_symbol must be >= 1, got {bits_per_symbol}")
         order = 1 << bits_per_symbol
         position = torch.arange(order)
         angles = 2 * torch.pi * position.double() / order + phase_offset

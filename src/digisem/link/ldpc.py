@@ -25,6 +25,8 @@ import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from torch import nn
 
+from .errors import InputError
+
 DECODERS = ("fast", "sionna")
 LLR_MAX = 20.0
 """Clipping of channel LLRs and messages, as Sionna's decoders (``llr_max=20``)."""
@@ -104,14 +106,14 @@ class LDPC5GCode(nn.Module):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
         if num_iter < 0:
-            raise ValueError(f"num_iter must be >= 0, got {num_iter}")
+            raise InputError(f"num_iter must be >= 0, got {num_iter}")
         if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+            raise InputError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         k, n = int(k), int(n)
         try:
             encoder = LDPC5GEncoder(k, n, device="cpu", check_input=False)
         except ValueError as err:
-            raise ValueError(f"invalid 5G NR LDPC code k={k}, n={n} (rate {k / max(n, 1):.3f}): {err} Allowed: {_ALLOWED}.") from err
+            raise InputError(f"invalid 5G NR LDPC code k={k}, n={n} (rate {k / max(n, 1):.3f}): {err} Allowed: {_ALLOWED}.") from err
         self.encoder = encoder
         self.num_iter = num_iter
         self.decoder = decoder
@@ -129,7 +131,7 @@ class LDPC5GCode(nn.Module):
         """
         match = _SPEC.fullmatch(spec.strip().lower()) if isinstance(spec, str) else None
         if match is None or int(match.group(1)) == 0 or int(match.group(2)) == 0:
-            raise ValueError(f"unknown code spec {spec!r}: use 'ldpc-<num>/<den>', e.g. 'ldpc-1/2', 'ldpc-2/3' or 'ldpc-1/3'")
+            raise InputError(f"unknown code spec {spec!r}: use 'ldpc-<num>/<den>', e.g. 'ldpc-1/2', 'ldpc-2/3' or 'ldpc-1/3'")
         return cls(k, round(k * int(match.group(2)) / int(match.group(1))), **kwargs)
 
     @property
@@ -162,7 +164,7 @@ class LDPC5GCode(nn.Module):
         """
         _check_blocks(bits, "bits", self.k, "k")
         if not ((bits == 0) | (bits == 1)).all():
-            raise ValueError("bits must contain only 0 and 1")
+            raise InputError("bits must contain only 0 and 1")
         return self.encoder(bits).to(bits.dtype)
 
     def decode(self, llr: torch.Tensor) -> torch.Tensor:
@@ -180,7 +182,7 @@ class LDPC5GCode(nn.Module):
         """
         _check_blocks(llr, "llr", self.n, "n")
         if not torch.isfinite(llr).all():
-            raise ValueError(f"llr contains NaN or inf (shape {tuple(llr.shape)}); LLRs must be finite")
+            raise InputError(f"llr contains NaN or inf (shape {tuple(llr.shape)}); LLRs must be finite")
         flat = llr.reshape(-1, self.n)
         if self.decoder == "sionna":
             bits = self._sionna_for(flat.device)(flat.float(), num_iter=self.num_iter)
@@ -206,10 +208,10 @@ class LDPC5GCode(nn.Module):
             Hard information bits {0, 1}.
         """
         if not 0.0 < float(p) < 0.5:
-            raise ValueError(f"crossover probability p must satisfy 0 < p < 0.5, got {p}")
+            raise InputError(f"crossover probability p must satisfy 0 < p < 0.5, got {p}")
         _check_blocks(bits, "bits", self.n, "n")
         if not ((bits == 0) | (bits == 1)).all():
-            raise ValueError("bits must contain only 0 and 1")
+            raise InputError("bits must contain only 0 and 1")
         return self.decode((2.0 * bits - 1.0) * math.log((1.0 - p) / p))
 
     def _sionna_for(self, device: torch.device) -> LDPC5GDecoder:
@@ -335,6 +337,6 @@ def _check_blocks(x: torch.Tensor, name: str, length: int, symbol: str) -> None:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor (float32 {{0, 1}} bits / LLRs), got dtype {x.dtype}")
     if x.dim() == 0 or x.shape[-1] != length:
-        raise ValueError(f"{name} must have last dimension {symbol}={length}, got shape {tuple(x.shape)}")
+        raise InputError(f"{name} must have last dimension {symbol}={length}, got shape {tuple(x.shape)}")
     if x.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); need at least one block of {symbol}={length}")
+        raise InputError(f"{name} is empty (shape {tuple(x.shape)}); need at least one block of {symbol}={length}")

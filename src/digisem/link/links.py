@@ -30,6 +30,7 @@ from .constellation import (
     constellation,
     constellation_info,
 )
+from .errors import InputError
 from .theory import bsc_flip_probability
 
 DEMAPPING_CHOICES = ("hard",) + DEMAPPING_METHODS
@@ -39,14 +40,14 @@ def _check_payload(values: torch.Tensor, num_bits: int) -> None:
     if not isinstance(values, torch.Tensor):
         raise TypeError(f"values must be a torch.Tensor, got {type(values).__name__}")
     if values.dim() < 1 or values.numel() == 0:
-        raise ValueError(f"values must be a non-empty batch [B, ...], got shape {tuple(values.shape)}")
+        raise InputError(f"values must be a non-empty batch [B, ...], got shape {tuple(values.shape)}")
 
 
 def _check_bit_batch(bits: torch.Tensor) -> None:
     if not isinstance(bits, torch.Tensor):
         raise TypeError(f"bits must be a torch.Tensor, got {type(bits).__name__}")
     if bits.dim() != 2 or bits.numel() == 0:
-        raise ValueError(f"bits must be a non-empty [B, N] tensor, got shape {tuple(bits.shape)}")
+        raise InputError(f"bits must be a non-empty [B, N] tensor, got shape {tuple(bits.shape)}")
 
 
 class BitLink(nn.Module):
@@ -82,9 +83,9 @@ class BitLink(nn.Module):
         self.code = code
         demapping = demapping or ("app" if code is not None else "hard")
         if demapping not in DEMAPPING_CHOICES:
-            raise ValueError(f"unknown demapping {demapping!r}: use one of {DEMAPPING_CHOICES}")
+            raise InputError(f"unknown demapping {demapping!r}: use one of {DEMAPPING_CHOICES}")
         if code is not None and demapping == "hard":
-            raise ValueError("a channel code needs soft demapping: use demapping='app' or 'maxlog'")
+            raise InputError("a channel code needs soft demapping: use demapping='app' or 'maxlog'")
         self.demapping = demapping
 
     @property
@@ -103,7 +104,7 @@ class BitLink(nn.Module):
         ``ceil(num_bits / k)`` codewords of ``n`` bits (coded), padded to whole symbols (and to whole
         MIMO channel uses), divided by the bits per symbol."""
         if num_bits < 0:
-            raise ValueError(f"num_bits must be >= 0, got {num_bits}")
+            raise InputError(f"num_bits must be >= 0, got {num_bits}")
         coded = num_bits if self.code is None else -(-num_bits // self.code.k) * self.code.n
         multiple = self._symbol_multiple()
         return -(-coded // multiple) * multiple // self.constellation.bits_per_symbol
@@ -159,7 +160,7 @@ class BSCLink(nn.Module):
     def __init__(self, p: float | None = None, *, modulation: str | None = None, snr_kind: str = "ebn0"):
         super().__init__()
         if (p is None) == (modulation is None):
-            raise ValueError("give exactly one of p (fixed flip probability) or modulation (p from snr_db)")
+            raise InputError("give exactly one of p (fixed flip probability) or modulation (p from snr_db)")
         self.p = None if p is None else float(check_flip_probability(p))
         self.modulation = modulation
         self.snr_kind = snr_kind
@@ -180,7 +181,7 @@ class BSCLink(nn.Module):
         bits_per_symbol)``, uncoded, padded to whole symbols as :meth:`BitLink.channel_uses`); None
         for a fixed-p BSC, which names no modulation."""
         if num_bits < 0:
-            raise ValueError(f"num_bits must be >= 0, got {num_bits}")
+            raise InputError(f"num_bits must be >= 0, got {num_bits}")
         if self.modulation is None:
             return None
         return -(-num_bits // constellation_info(self.modulation).bits_per_symbol)
@@ -189,13 +190,13 @@ class BSCLink(nn.Module):
         """The flip probability used at ``snr_db`` (dB of kind ``snr_kind``): a float, or ``[B]`` for a ``[B]`` SNR."""
         if self.p is not None:
             if snr_db is not None:
-                raise ValueError("this BSCLink has a fixed p; build it with modulation=... to set p from snr_db")
+                raise InputError("this BSCLink has a fixed p; build it with modulation=... to set p from snr_db")
             return self.p
         if snr_db is None:
-            raise ValueError(f"this BSCLink derives p from the SNR of {self.modulation}: pass snr_db")
+            raise InputError(f"this BSCLink derives p from the SNR of {self.modulation}: pass snr_db")
         snr = torch.as_tensor(snr_db, dtype=torch.float64)
         if not bool(torch.isfinite(snr).all()) or bool((snr < SNR_DB_MIN).any()) or bool((snr > SNR_DB_MAX).any()):
-            raise ValueError(f"snr_db ({self.snr_kind}) must be finite and in [{SNR_DB_MIN:g}, {SNR_DB_MAX:g}] dB, got {snr.tolist()}")
+            raise InputError(f"snr_db ({self.snr_kind}) must be finite and in [{SNR_DB_MIN:g}, {SNR_DB_MAX:g}] dB, got {snr.tolist()}")
         p = torch.as_tensor(bsc_flip_probability(self.modulation, snr.cpu().numpy(), self.snr_kind), dtype=torch.float32)
         return p if p.dim() else float(p)
 
@@ -231,13 +232,13 @@ class SymbolLink(nn.Module):
         """Complex symbols on the channel for ``num_symbols`` payload symbols of one example (the
         same number: one channel use per symbol)."""
         if num_symbols < 0:
-            raise ValueError(f"num_symbols must be >= 0, got {num_symbols}")
+            raise InputError(f"num_symbols must be >= 0, got {num_symbols}")
         return num_symbols
 
     def forward(self, x: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None) -> ChannelOutput:
         check_symbols(x, "x")
         if x.dim() != 2:
-            raise ValueError(f"x must be [B, n] complex symbols, got shape {tuple(x.shape)}")
+            raise InputError(f"x must be [B, n] complex symbols, got shape {tuple(x.shape)}")
         if self.normalize:
             x = normalize_power(x)
         return self.channel(x, snr_db, generator)
@@ -250,7 +251,7 @@ def normalize_power(x: torch.Tensor) -> torch.Tensor:
     """
     power = x.abs().pow(2).mean(-1, keepdim=True)
     if bool((power == 0).any()):
-        raise ValueError("an example has all-zero symbols: cannot normalize its power")
+        raise InputError("an example has all-zero symbols: cannot normalize its power")
     return x / power.sqrt()
 
 

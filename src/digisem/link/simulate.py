@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from .errors import InputError
 from .links import BitLink
 
 
@@ -59,7 +60,7 @@ def simulate_ber(
     bar over the bit budget unless ``progress=False``.
     """
     if max_bits < 1 or target_errors < 1 or block_bits < 1 or blocks_per_batch < 1:
-        raise ValueError("max_bits, target_errors, block_bits and blocks_per_batch must all be >= 1")
+        raise InputError("max_bits, target_errors, block_bits and blocks_per_batch must all be >= 1")
     device = link.constellation.points.device
     budget = bit_budget(max_bits, block_bits)
     sweep = BerSweep()

@@ -26,6 +26,7 @@ from typing import Any
 from torch import nn
 
 from .constellation import constellation_info
+from .errors import InputError
 from .ldpc import LDPC5GCode
 from .links import BitLink, BSCLink, SymbolLink
 from .theory import ebn0_to_esn0_db
@@ -58,28 +59,28 @@ def parse_spec(spec: str | dict[str, Any], payload: str = "integers") -> dict[st
     carry, which decides what a bare channel name means). Output: a mapping with ``kind``.
     """
     if payload not in PAYLOADS:
-        raise ValueError(f"unknown payload {payload!r}: use one of {PAYLOADS}")
+        raise InputError(f"unknown payload {payload!r}: use one of {PAYLOADS}")
     if isinstance(spec, dict):
         mapping = dict(spec)
         kind = _KIND_ALIASES.get(mapping.get("kind", "bits"), mapping.get("kind", "bits"))
         if kind not in LINK_KINDS:
-            raise ValueError(f"unknown link kind {mapping.get('kind')!r}: use one of {LINK_KINDS}")
+            raise InputError(f"unknown link kind {mapping.get('kind')!r}: use one of {LINK_KINDS}")
         if mapping.get("kind") == "analog":
             mapping.setdefault("normalize", False)
         mapping["kind"] = kind
         unknown = sorted(set(mapping) - _KEYS[kind])
         if unknown:
-            raise ValueError(f"unknown keys {unknown} for a {kind} link; known: {sorted(_KEYS[kind])}")
+            raise InputError(f"unknown keys {unknown} for a {kind} link; known: {sorted(_KEYS[kind])}")
         return mapping
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"a link spec must be a non-empty string or a mapping, got {spec!r}")
+        raise InputError(f"a link spec must be a non-empty string or a mapping, got {spec!r}")
     text = spec.strip().lower()
     if text == "none":
         return {"kind": "bsc", "p": 0.0} if payload == "integers" else None
     if text == "bsc" or text.startswith("bsc-"):
         modulation = text[4:] or DEFAULT_MODULATION
         if not _is_modulation(modulation):
-            raise ValueError(f"bad link spec {spec!r}: {modulation!r} is not a modulation (e.g. bsc-16qam)")
+            raise InputError(f"bad link spec {spec!r}: {modulation!r} is not a modulation (e.g. bsc-16qam)")
         return {"kind": "bsc", "modulation": modulation, "snr_kind": "ebn0"}
     code = None
     match = _CODED.match(text)
@@ -121,10 +122,10 @@ def from_spec(spec: str | dict[str, Any] | nn.Module | None, payload: str = "int
     kind = mapping["kind"]
     if kind == "symbols":
         if payload != "symbols":
-            raise ValueError(f"link {spec!r} carries complex symbols, but this payload is {payload}: use e.g. '16qam-{mapping['channel']}'")
+            raise InputError(f"link {spec!r} carries complex symbols, but this payload is {payload}: use e.g. '16qam-{mapping['channel']}'")
         return SymbolLink(mapping["channel"], normalize=bool(mapping.get("normalize", True)))
     if payload != "integers":
-        raise ValueError(f"link {spec!r} carries bits, but this payload is complex symbols: use a channel name such as 'awgn' or 'mimo-8x4-svd'")
+        raise InputError(f"link {spec!r} carries bits, but this payload is complex symbols: use a channel name such as 'awgn' or 'mimo-8x4-svd'")
     if kind == "bsc":
         if "p" in mapping:
             return BSCLink(p=float(mapping["p"]))
@@ -167,7 +168,7 @@ def link_snr_db(link: nn.Module | None, snr_db: float, snr_kind: str) -> float |
     given to an Eb/N0 BSC without a modulation, and vice versa it converts with the BSC's modulation.
     """
     if snr_kind not in ("esn0", "ebn0"):
-        raise ValueError(f"unknown SNR kind {snr_kind!r}: use 'esn0' or 'ebn0'")
+        raise InputError(f"unknown SNR kind {snr_kind!r}: use 'esn0' or 'ebn0'")
     wanted = link_snr_kind(link)
     if wanted is None:
         return None
@@ -178,6 +179,6 @@ def link_snr_db(link: nn.Module | None, snr_db: float, snr_kind: str) -> float |
     elif isinstance(link, BSCLink):
         bits_per_symbol, rate = constellation_info(link.modulation).bits_per_symbol, 1.0
     else:
-        raise ValueError(f"{type(link).__name__} carries symbols, not bits: give its SNR as Es/N0 (snr_kind 'esn0')")
+        raise InputError(f"{type(link).__name__} carries symbols, not bits: give its SNR as Es/N0 (snr_kind 'esn0')")
     offset = float(ebn0_to_esn0_db(0.0, bits_per_symbol, rate))
     return float(snr_db) + offset if snr_kind == "ebn0" else float(snr_db) - offset

@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike
 from scipy.special import erfc
 
 from .constellation import constellation_info, gray_pam_labels
+from .errors import InputError
 
 SNR_KINDS = ("esn0", "ebn0")
 
@@ -40,14 +41,14 @@ def to_esn0_db(snr_db: ArrayLike, snr_kind: str, bits_per_symbol: int, code_rate
         return np.asarray(snr_db, dtype=np.float64)
     if snr_kind == "ebn0":
         return ebn0_to_esn0_db(snr_db, bits_per_symbol, code_rate)
-    raise ValueError(f"snr_kind must be one of {SNR_KINDS}, got {snr_kind!r}")
+    raise InputError(f"snr_kind must be one of {SNR_KINDS}, got {snr_kind!r}")
 
 
 def _check_rate(bits_per_symbol: int, code_rate: float) -> None:
     if bits_per_symbol < 1:
-        raise ValueError(f"bits_per_symbol must be >= 1, got {bits_per_symbol}")
+        raise InputError(f"bits_per_symbol must be >= 1, got {bits_per_symbol}")
     if not 0.0 < code_rate <= 1.0:
-        raise ValueError(f"code_rate must be in (0, 1], got {code_rate}")
+        raise InputError(f"code_rate must be in (0, 1], got {code_rate}")
 
 
 def gray_pam_ber(bits_per_axis: int, noise_std_per_level_gap: np.ndarray) -> np.ndarray:
@@ -124,7 +125,7 @@ def bsc_flip_probability(modulation: str, snr_db: ArrayLike, snr_kind: str = "eb
     refused (it would give a NaN probability).
     """
     if np.isnan(np.asarray(snr_db, dtype=float)).any():
-        raise ValueError(f"snr_db must be a number in dB, got {snr_db!r}")
+        raise InputError(f"snr_db must be a number in dB, got {snr_db!r}")
     return ber_awgn(modulation, snr_db, snr_kind)
 
 

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..link.errors import InputError
+
 OUTPUT_ACTIVATIONS = ("prelu", "sigmoid")
 
 
@@ -65,9 +67,9 @@ class GDN(nn.Module):
     def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6, gamma_init: float = 0.1, reparam_offset: float = 2.0**-18):
         super().__init__()
         if channels < 1:
-            raise ValueError(f"channels must be >= 1, got {channels}")
+            raise InputError(f"channels must be >= 1, got {channels}")
         if gamma_init < 0 or beta_min <= 0:
-            raise ValueError(f"need gamma_init >= 0 and beta_min > 0, got {gamma_init} and {beta_min}")
+            raise InputError(f"need gamma_init >= 0 and beta_min > 0, got {gamma_init} and {beta_min}")
         self.channels = channels
         self.inverse = inverse
         self._pedestal = reparam_offset**2
@@ -91,7 +93,7 @@ class GDN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"GDN expects [B, {self.channels}, H, W], got shape {tuple(x.shape)}")
+            raise InputError(f"GDN expects [B, {self.channels}, H, W], got shape {tuple(x.shape)}")
         norm = F.conv2d(x * x, self.gamma[:, :, None, None], self.beta)
         return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
 
@@ -114,13 +116,13 @@ class _ResidualBlock(nn.Module):
 
 def _check_block_args(in_channels: int, out_channels: int, kernel_size: int, stride: int, output_activation: str) -> None:
     if in_channels < 1 or out_channels < 1:
-        raise ValueError(f"channels must be >= 1, got {in_channels} -> {out_channels}")
+        raise InputError(f"channels must be >= 1, got {in_channels} -> {out_channels}")
     if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        raise InputError(f"kernel_size must be odd (same padding), got {kernel_size}")
     if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+        raise InputError(f"stride must be >= 1, got {stride}")
     if output_activation not in OUTPUT_ACTIVATIONS:
-        raise ValueError(f"unknown output_activation {output_activation!r}: use one of {OUTPUT_ACTIVATIONS}")
+        raise InputError(f"unknown output_activation {output_activation!r}: use one of {OUTPUT_ACTIVATIONS}")
 
 
 def _activation(name: str) -> nn.Module:
@@ -209,13 +211,13 @@ class SqueezeExcitation(nn.Module):
         super().__init__()
         hidden = max(1, channels // 2) if hidden is None else hidden
         if channels < 1 or hidden < 1:
-            raise ValueError(f"channels and hidden must be >= 1, got {channels} and {hidden}")
+            raise InputError(f"channels and hidden must be >= 1, got {channels} and {hidden}")
         self.squeeze = nn.Linear(channels, hidden)
         self.excite = nn.Linear(hidden, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
-            raise ValueError(f"SqueezeExcitation expects [B, C, H, W], got shape {tuple(x.shape)}")
+            raise InputError(f"SqueezeExcitation expects [B, C, H, W], got shape {tuple(x.shape)}")
         weights = torch.sigmoid(self.excite(F.relu(self.squeeze(x.mean(dim=(2, 3))))))
         return x * weights[:, :, None, None]
 
@@ -256,7 +258,7 @@ class TransformerBlock(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: int = 4):
         super().__init__()
         if dim < 1 or heads < 1 or dim % heads:
-            raise ValueError(f"dim must be a positive multiple of heads, got dim={dim}, heads={heads}")
+            raise InputError(f"dim must be a positive multiple of heads, got dim={dim}, heads={heads}")
         self.norm1 = nn.LayerNorm(dim)
         self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.norm2 = nn.LayerNorm(dim)

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..digitize import ScalarQuantizer
+from ..link.errors import InputError
 from ..nn import RCB, SqueezeExcitation, TransposedRCB
 from .base import SampleCheck, System, SystemOutput, register_system
 from .config import DictConfig
@@ -80,23 +81,23 @@ class AMPSCConfig(DictConfig):
 
     def __post_init__(self) -> None:
         if self.preset not in PRESET_DOWNSAMPLING:
-            raise ValueError(f"unknown preset {self.preset!r}: use one of {tuple(PRESET_DOWNSAMPLING)}")
+            raise InputError(f"unknown preset {self.preset!r}: use one of {tuple(PRESET_DOWNSAMPLING)}")
         for name in ("width", "irsnet_width", "num_bits", "kernel_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise InputError(f"{name} must be a positive int, got {value!r}")
         if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+            raise InputError(f"kernel_size must be odd, got {self.kernel_size}")
         if not isinstance(self.irsnet, bool):
-            raise ValueError(f"irsnet must be a bool, got {self.irsnet!r}")
+            raise InputError(f"irsnet must be a bool, got {self.irsnet!r}")
         if not isinstance(self.alpha, (int, float)) or isinstance(self.alpha, bool) or self.alpha < 0:
-            raise ValueError(f"alpha must be a number >= 0, got {self.alpha!r}")
+            raise InputError(f"alpha must be a number >= 0, got {self.alpha!r}")
         if not isinstance(self.ratio, (int, float)) or isinstance(self.ratio, bool) or not self.ratio > 0:
-            raise ValueError(f"ratio must be a number > 0, got {self.ratio!r}")
+            raise InputError(f"ratio must be a number > 0, got {self.ratio!r}")
         channels = self.ratio * 3 * self.downsampling**2
         if abs(channels - round(channels)) > 1e-6 * max(1.0, channels) or round(channels) < 1:
             step = 3 * self.downsampling**2
-            raise ValueError(
+            raise InputError(
                 f"ratio {self.ratio!r} gives {channels:g} latent channels (ratio * 3 * {self.downsampling}^2) "
                 f"for preset {self.preset!r}; use ratio = k / {step} for a positive integer k"
             )
@@ -121,7 +122,7 @@ class AMPSCConfig(DictConfig):
         """``(C, H / d, W / d)`` of the features for ``image_size`` ``H`` or ``(H, W)`` (pixels)."""
         height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         if height % self.input_multiple or width % self.input_multiple or height < 1 or width < 1:
-            raise ValueError(f"image size {height}x{width}: height and width must be positive multiples of {self.input_multiple} ({self._input_rule()})")
+            raise InputError(f"image size {height}x{width}: height and width must be positive multiples of {self.input_multiple} ({self._input_rule()})")
         return self.latent_channels, height // self.downsampling, width // self.downsampling
 
     def _input_rule(self) -> str:
@@ -131,7 +132,7 @@ class AMPSCConfig(DictConfig):
 def _downsampling_steps(downsampling: int) -> int:
     steps = round(math.log2(downsampling)) if downsampling >= 2 else 0
     if steps < 1 or 1 << steps != downsampling:
-        raise ValueError(f"downsampling must be a power of 2 >= 2, got {downsampling}")
+        raise InputError(f"downsampling must be a power of 2 >= 2, got {downsampling}")
     return steps
 
 
@@ -214,7 +215,7 @@ class IRSNet(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.dim() != 4 or z.shape[1] != self.channels or z.shape[2] % IRSNET_DOWNSAMPLING or z.shape[3] % IRSNET_DOWNSAMPLING:
-            raise ValueError(f"IRSNet expects [B, {self.channels}, h, w] with h, w multiples of {IRSNET_DOWNSAMPLING}, got shape {tuple(z.shape)}")
+            raise InputError(f"IRSNet expects [B, {self.channels}, h, w] with h, w multiples of {IRSNET_DOWNSAMPLING}, got shape {tuple(z.shape)}")
         f1 = self.inlet(z)
         f2 = self.down1(f1)
         f3 = self.down2(f2)
@@ -234,7 +235,7 @@ def mask_attack(features: torch.Tensor, ratio: float, generator: torch.Generator
     Output: same shape, dtype and device.
     """
     if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"mask ratio must lie in [0, 1], got {ratio}")
+        raise InputError(f"mask ratio must lie in [0, 1], got {ratio}")
     if ratio == 0.0:
         return features
     keep = torch.rand(features.shape, generator=generator, device=features.device) > ratio
@@ -290,13 +291,13 @@ class AMPSC(System):
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
             raise TypeError(f"AMP-SC expects float {expected}, got {type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype}")
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] % multiple or x.shape[3] % multiple or x.shape[0] == 0:
-            raise ValueError(f"AMP-SC expects {expected}, got shape {tuple(x.shape)}")
+            raise InputError(f"AMP-SC expects {expected}, got shape {tuple(x.shape)}")
 
     def _runs_restorer(self, mode: str, restore: bool | None) -> bool:
         if restore is None:
             return self.restorer is not None and mode != "analog"
         if restore and self.restorer is None:
-            raise ValueError("restore=True but this model has no restorer (built with irsnet=False)")
+            raise InputError("restore=True but this model has no restorer (built with irsnet=False)")
         return bool(restore)
 
     def run(
@@ -353,7 +354,7 @@ class AMPSC(System):
         """
         self._check_images(x)
         if mode != "digital" and (link is not None or snr_db is not None):
-            raise ValueError(f"mode {mode!r} has no channel: link and snr_db are only used with mode='digital'")
+            raise InputError(f"mode {mode!r} has no channel: link and snr_db are only used with mode='digital'")
         runs_restorer = self._runs_restorer(mode, restore)
         payload = received_payload = None
         if mode == "digital":
@@ -376,7 +377,7 @@ class AMPSC(System):
 
 def _outputs_entry(outputs: dict[str, torch.Tensor], key: str) -> torch.Tensor:
     if key not in outputs:
-        raise ValueError(f"the forward outputs have no {key!r} (keys: {sorted(outputs)})")
+        raise InputError(f"the forward outputs have no {key!r} (keys: {sorted(outputs)})")
     return outputs[key]
 
 

@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..link import BitLink, from_spec
+from ..link.errors import InputError
 
 MODES = ("digital", "relaxed", "analog")
 """``digital``: the payload is quantized and crosses the link; ``relaxed``: a differentiable stand-in
@@ -121,7 +122,7 @@ class System(nn.Module, abc.ABC):
         """``mode`` (None: :attr:`default_mode`) if this system supports it, else ValueError naming the choices."""
         mode = self.default_mode if mode is None else mode
         if mode not in self.modes:
-            raise ValueError(f"{type(self).__name__} supports modes {self.modes}, got {mode!r}")
+            raise InputError(f"{type(self).__name__} supports modes {self.modes}, got {mode!r}")
         return mode
 
     def forward(self, x: torch.Tensor, *, link: Any = None, snr_db: float | torch.Tensor | None = None, mode: str | None = None,
@@ -162,10 +163,10 @@ class System(nn.Module, abc.ABC):
             return payload
         if self.payload_kind == "integers":
             if snr_db is None and isinstance(link, BitLink):
-                raise ValueError("a bit link needs snr_db (Es/N0 in dB per complex symbol)")
+                raise InputError("a bit link needs snr_db (Es/N0 in dB per complex symbol)")
             return link(payload, num_bits=self.digitizer.bits_per_value, snr_db=snr_db, generator=generator)
         if snr_db is None:
-            raise ValueError("a symbol link needs snr_db (Es/N0 in dB per complex symbol)")
+            raise InputError("a symbol link needs snr_db (Es/N0 in dB per complex symbol)")
         return link(payload, snr_db, generator).symbols
 
     def accounting(self, payload: torch.Tensor | None, link: nn.Module | None) -> dict[str, float | int | None]:
@@ -185,7 +186,7 @@ class System(nn.Module, abc.ABC):
         ``codec.with_parts(restorer=scdm, decoder=scdm.decoder)``); the original is unchanged."""
         unknown = sorted(set(parts) - {"encoder", "digitizer", "restorer", "decoder", "head"})
         if unknown:
-            raise ValueError(f"unknown parts {unknown}: a system has encoder, digitizer, restorer, decoder, head")
+            raise InputError(f"unknown parts {unknown}: a system has encoder, digitizer, restorer, decoder, head")
         clone = copy.copy(self)
         # own registries (parameters, buffers, hooks, ...): what is registered on the clone stays on
         # it; the tensors and parts in them are still the original's
@@ -238,7 +239,7 @@ class Stage:
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"stage {self.name!r}: precision must be 'fp32' or 'bf16', got {self.precision!r}")
+            raise InputError(f"stage {self.name!r}: precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
 
 @dataclass
@@ -329,7 +330,7 @@ class Registry:
     def add(self, family: Family) -> Family:
         """Register ``family``; a second family under the same name raises ValueError."""
         if family.name in self._families and self._families[family.name].cls is not family.cls:
-            raise ValueError(f"system family {family.name!r} is already registered by {self._families[family.name].cls.__name__}")
+            raise InputError(f"system family {family.name!r} is already registered by {self._families[family.name].cls.__name__}")
         self._families[family.name] = family
         return family
 

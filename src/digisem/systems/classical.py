@@ -41,6 +41,7 @@ from PIL import Image
 from torch import nn
 
 from ..link import BitLink, constellation_info
+from ..link.errors import InputError
 from ..link.ldpc import LDPC5GCode
 from .base import SampleCheck, System, SystemOutput, register_system
 from .config import DictConfig
@@ -51,9 +52,9 @@ JPEG_QUALITIES = range(1, 96)
 def jpeg_bytes(image: torch.Tensor, quality: int) -> bytes:
     """JPEG file of ``image : [3, H, W]`` in [0, 1] at Pillow ``quality`` (1-95), 4:2:0 chroma."""
     if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be [3, H, W] in [0, 1], got shape {tuple(image.shape)}")
+        raise InputError(f"image must be [3, H, W] in [0, 1], got shape {tuple(image.shape)}")
     if quality not in JPEG_QUALITIES:
-        raise ValueError(f"quality must be an int in 1..95, got {quality!r}")
+        raise InputError(f"quality must be an int in 1..95, got {quality!r}")
     pixels = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     buffer = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=quality)
@@ -85,7 +86,7 @@ def split_jpeg(data: bytes) -> tuple[bytes, bytes]:
     and the entropy-coded data after it (without the end-of-image marker)."""
     start = data.find(START_OF_SCAN)
     if start < 0 or not data.endswith(END_OF_IMAGE):
-        raise ValueError("not a baseline JPEG file (no start-of-scan marker or no end-of-image marker)")
+        raise InputError("not a baseline JPEG file (no start-of-scan marker or no end-of-image marker)")
     end = start + 2 + int.from_bytes(data[start + 2:start + 4], "big")
     return data[:end], data[end:-2]
 
@@ -113,7 +114,7 @@ def jpeg_for_budget(image: torch.Tensor, max_bits: int, payload_only: bool = Fal
 
     best = _highest_quality(encode, low, high, max_bits // 8)
     if best is None:
-        raise ValueError(f"no JPEG quality fits {max_bits} bits: quality 1 needs {8 * len(encode(1))} bits")
+        raise InputError(f"no JPEG quality fits {max_bits} bits: quality 1 needs {8 * len(encode(1))} bits")
     return best
 
 
@@ -139,7 +140,7 @@ def bytes_to_bits(data: bytes) -> torch.Tensor:
 def bits_to_bytes(bits: torch.Tensor) -> bytes:
     """``[8 k]`` bits in {0, 1}, MSB first -> ``k`` bytes (inverse of :func:`bytes_to_bits`)."""
     if bits.dim() != 1 or bits.numel() % 8:
-        raise ValueError(f"bits must be a 1-D tensor whose length is a multiple of 8, got shape {tuple(bits.shape)}")
+        raise InputError(f"bits must be a 1-D tensor whose length is a multiple of 8, got shape {tuple(bits.shape)}")
     return np.packbits(bits.to(torch.uint8).cpu().numpy()).tobytes()
 
 
@@ -149,7 +150,7 @@ def bits_to_bytes(bits: torch.Tensor) -> bytes:
 def _pixels(image: torch.Tensor) -> np.ndarray:
     """``[3, H, W]`` in [0, 1] -> ``[H, W, 3]`` uint8 (rounded)."""
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be a [3, H, W] tensor in [0, 1], got {tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+        raise InputError(f"image must be a [3, H, W] tensor in [0, 1], got {tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
     return (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
@@ -172,10 +173,10 @@ def _webp_encode(image: torch.Tensor, quality: int) -> bytes:
     the frame header, the start code and the image size (7 bytes); the 3-byte frame tag stays."""
     data = webp_bytes(image, quality)
     if data[:4] != b"RIFF" or data[8:16] != b"WEBPVP8 ":
-        raise ValueError("Pillow wrote a WebP file that is not simple lossy VP8 (RIFF 'VP8 ' chunk)")
+        raise InputError("Pillow wrote a WebP file that is not simple lossy VP8 (RIFF 'VP8 ' chunk)")
     frame = data[20 : 20 + int.from_bytes(data[16:20], "little")]
     if frame[3:6] != _VP8_START:
-        raise ValueError("the VP8 frame has no start code after its 3-byte tag")
+        raise InputError("the VP8 frame has no start code after its 3-byte tag")
     return frame[:3] + frame[10:]
 
 
@@ -202,7 +203,7 @@ def _jpeg2000_file(image: torch.Tensor, quality: int) -> bytes:
 def _jpeg2000_split(data: bytes) -> tuple[bytes, bytes]:
     start = data.find(_J2K_START_OF_TILE)
     if start < 0 or not data.endswith(_J2K_END):
-        raise ValueError("not a JPEG 2000 codestream (no start-of-tile or end-of-codestream marker)")
+        raise InputError("not a JPEG 2000 codestream (no start-of-tile or end-of-codestream marker)")
     return data[:start], data[start:-2]
 
 
@@ -237,21 +238,21 @@ def _avif_boxes(data: bytes) -> tuple[int, int, int]:
 
     top = children(0, len(data))
     if b"meta" not in top or b"mdat" not in top:
-        raise ValueError("not an AVIF file with meta and mdat boxes")
+        raise InputError("not an AVIF file with meta and mdat boxes")
     meta = top[b"meta"]
     iloc = children(meta + 12, top[b"mdat"]).get(b"iloc")
     if iloc is None:
-        raise ValueError("AVIF meta box has no iloc box")
+        raise InputError("AVIF meta box has no iloc box")
     version = data[iloc + 8]
     offset_size, length_size = data[iloc + 12] >> 4, data[iloc + 12] & 15
     base_size, index_size = data[iloc + 13] >> 4, (data[iloc + 13] & 15 if version else 0)
     position = iloc + 14
     count_size = 2 if version < 2 else 4
     if int.from_bytes(data[position : position + count_size], "big") != 1:
-        raise ValueError("AVIF iloc box describes more than one item")
+        raise InputError("AVIF iloc box describes more than one item")
     position += count_size + count_size + (2 if version else 0) + 2 + base_size
     if int.from_bytes(data[position : position + 2], "big") != 1:
-        raise ValueError("AVIF item has more than one extent")
+        raise InputError("AVIF item has more than one extent")
     position += 2 + index_size + offset_size
     return position, length_size, top[b"mdat"]
 
@@ -338,7 +339,7 @@ def check_codec(name: str) -> Codec:
     """The :class:`Codec` called ``name``; ValueError for an unknown one, RuntimeError for BPG
     without its programs on PATH (saying how to get them)."""
     if name not in CODECS:
-        raise ValueError(f"unknown codec {name!r}: use one of {sorted(CODECS)}")
+        raise InputError(f"unknown codec {name!r}: use one of {sorted(CODECS)}")
     if name == "bpg" and not all(shutil.which(program) for program in BPG_PROGRAMS):
         raise RuntimeError(BPG_HELP)
     return CODECS[name]
@@ -401,9 +402,9 @@ class SeparateCodingConfig(DictConfig):
     def __post_init__(self) -> None:
         check_codec(self.codec)
         if isinstance(self.payload_bits, bool) or not isinstance(self.payload_bits, int) or self.payload_bits < 8 or self.payload_bits % 8:
-            raise ValueError(f"payload_bits must be a positive multiple of 8, got {self.payload_bits!r}")
+            raise InputError(f"payload_bits must be a positive multiple of 8, got {self.payload_bits!r}")
         if len(self.fallback) != 3 or not all(0.0 <= float(v) <= 1.0 for v in self.fallback):
-            raise ValueError(f"fallback must be three values in [0, 1] (an RGB colour), got {self.fallback!r}")
+            raise InputError(f"fallback must be three values in [0, 1] (an RGB colour), got {self.fallback!r}")
         object.__setattr__(self, "fallback", tuple(float(v) for v in self.fallback))
 
 
@@ -514,7 +515,7 @@ class SeparateCoding(System):
         if options:
             raise TypeError(f"SeparateCoding takes no options, got {sorted(options)}")
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3 or x.shape[0] == 0:
-            raise ValueError(f"SeparateCoding expects images [B, 3, H, W], got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            raise InputError(f"SeparateCoding expects images [B, 3, H, W], got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         payload, fits = self.encoder(x)
         received = self.send(payload, link, snr_db, generator)
         intact = (received == payload).all(1) & fits
@@ -558,7 +559,7 @@ class MCSPlan:
 def mcs_density(mcs: str) -> float:
     """Information bits per channel use of ``mcs`` (bits per symbol x code rate), e.g. 2 for ``"16qam-1/2"``."""
     if mcs not in MCS_TABLE:
-        raise ValueError(f"unknown MCS {mcs!r}: use one of {', '.join(MCS_TABLE)}")
+        raise InputError(f"unknown MCS {mcs!r}: use one of {', '.join(MCS_TABLE)}")
     modulation, rate = mcs.split("-")
     numerator, denominator = map(int, rate.split("/"))
     return constellation_info(modulation).bits_per_symbol * numerator / denominator
@@ -568,9 +569,9 @@ def mcs_plan(mcs: str, channel_uses: int) -> MCSPlan:
     """The :class:`MCSPlan` of ``mcs`` (an entry of :data:`MCS_TABLE`) at ``channel_uses`` complex
     symbols per image; ValueError when the budget cannot hold one 5G codeword (``k >= 12``)."""
     if mcs not in MCS_TABLE:
-        raise ValueError(f"unknown MCS {mcs!r}: use one of {', '.join(MCS_TABLE)}")
+        raise InputError(f"unknown MCS {mcs!r}: use one of {', '.join(MCS_TABLE)}")
     if isinstance(channel_uses, bool) or not isinstance(channel_uses, int) or channel_uses < 1:
-        raise ValueError(f"channel_uses must be a positive int, got {channel_uses!r}")
+        raise InputError(f"channel_uses must be a positive int, got {channel_uses!r}")
     modulation, rate_text = mcs.split("-")
     numerator, denominator = map(int, rate_text.split("/"))
     coded = channel_uses * constellation_info(modulation).bits_per_symbol
@@ -580,7 +581,7 @@ def mcs_plan(mcs: str, channel_uses: int) -> MCSPlan:
     if k > BG2_MAX_K and 3 * k <= n:
         k = n // 3 + 1  # base graph 1 (k > 3840) takes rates above 1/3 only: one more information bit
     if k < 12:
-        raise ValueError(f"{channel_uses} channel uses at {mcs} carry {k} information bits: a 5G LDPC codeword needs k >= 12")
+        raise InputError(f"{channel_uses} channel uses at {mcs} carry {k} information bits: a 5G LDPC codeword needs k >= 12")
     return MCSPlan(mcs, modulation, numerator / denominator, codewords, k, n, 8 * (codewords * k // 8), channel_uses)
 
 
@@ -591,7 +592,7 @@ def mcs_link(plan: MCSPlan, channel: str = "awgn") -> BitLink:
     link = BitLink(plan.modulation, channel, code=LDPC5GCode(plan.k, plan.n))
     uses = link.channel_uses(plan.payload_bits)
     if uses > plan.channel_uses:
-        raise ValueError(f"{plan.mcs} over {channel} needs {uses} channel uses for {plan.codewords} codewords, more than {plan.channel_uses}: give a multiple of the channel's symbols per use")
+        raise InputError(f"{plan.mcs} over {channel} needs {uses} channel uses for {plan.codewords} codewords, more than {plan.channel_uses}: give a multiple of the channel's symbols per use")
     return link
 
 

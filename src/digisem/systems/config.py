@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Self, TypeVar
 
+from ..link.errors import InputError
+
 ConfigT = TypeVar("ConfigT", bound="DictConfig")
 
 
@@ -21,5 +23,5 @@ class DictConfig:
         known = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys {unknown}; known keys: {', '.join(known)}")
+            raise InputError(f"unknown {cls.__name__} keys {unknown}; known keys: {', '.join(known)}")
         return cls(**values)

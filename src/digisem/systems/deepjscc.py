@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..digitize import AnalogSymbols, ScalarQuantizer
+from ..link.errors import InputError
 from .base import (
     RecipeContext,
     RecipeSpec,
@@ -75,12 +76,12 @@ class DeepJSCCConfig(DictConfig):
 
     def __post_init__(self) -> None:
         if self.transmission not in TRANSMISSIONS:
-            raise ValueError(f"unknown transmission {self.transmission!r}: use one of {TRANSMISSIONS}")
+            raise InputError(f"unknown transmission {self.transmission!r}: use one of {TRANSMISSIONS}")
         if not isinstance(self.width, int) or self.width < 1 or not isinstance(self.kernel_size, int) or self.kernel_size % 2 == 0:
-            raise ValueError(f"need a positive int width and an odd int kernel_size, got {self.width!r}, {self.kernel_size!r}")
+            raise InputError(f"need a positive int width and an odd int kernel_size, got {self.width!r}, {self.kernel_size!r}")
         channels = 2 * self.ratio * 3 * DOWNSAMPLING**2
         if not self.ratio > 0 or abs(channels - round(channels)) > 1e-6 * max(1.0, channels):
-            raise ValueError(f"ratio {self.ratio!r} gives {channels:g} latent channels (2 * ratio * 3 * 16); use ratio = k / 96 for a positive integer k (1/6, 1/12, ...)")
+            raise InputError(f"ratio {self.ratio!r} gives {channels:g} latent channels (2 * ratio * 3 * 16); use ratio = k / 96 for a positive integer k (1/6, 1/12, ...)")
         ScalarQuantizer(self.num_bits)
 
     @property
@@ -152,7 +153,7 @@ def recipe_stages(context: RecipeContext) -> Iterator[Stage]:
     mode), then, for digital transmission, ``digital_epochs`` of decoder tuning over the bit link."""
     model, train = context.model, context.recipe["train"]
     if train.get("snr_range") is not None and len(train["snr_range"]) != 2:
-        raise ValueError(f"train.snr_range must be [low, high] in dB, got {train['snr_range']}")
+        raise InputError(f"train.snr_range must be [low, high] in dB, got {train['snr_range']}")
     if model.config.transmission == "analog":
         yield Stage("deepjscc", int(train["epochs"]), float(train["lr"]), ("encoder", "decoder"), _mse_loss("analog", model.link_for(train["link"]), train), precision=train["precision"])
         return
@@ -208,7 +209,7 @@ class DeepJSCC(System):
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
             raise TypeError(f"DeepJSCC expects float images [B, 3, H, W] in [0, 1], got {x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != 3 or x.shape[0] == 0 or x.shape[2] % DOWNSAMPLING or x.shape[3] % DOWNSAMPLING:
-            raise ValueError(f"DeepJSCC expects images [B, 3, H, W] with H and W multiples of {DOWNSAMPLING}, got shape {tuple(x.shape)}")
+            raise InputError(f"DeepJSCC expects images [B, 3, H, W] with H and W multiples of {DOWNSAMPLING}, got shape {tuple(x.shape)}")
 
     def run(self, x, *, link, snr_db, mode, generator, **options) -> SystemOutput:
         """The chain in one mode (see the class docstring); no options."""
@@ -229,7 +230,7 @@ class DeepJSCC(System):
                 restored = self.digitizer.from_payload(received, features.dtype)
             else:
                 if link is not None:
-                    raise ValueError(f"mode {mode!r} of a digital DeepJSCC has no channel: pass link=None")
+                    raise InputError(f"mode {mode!r} of a digital DeepJSCC has no channel: pass link=None")
                 restored = self.digitizer.relaxed(features, self.config.alpha, generator) if mode == "relaxed" else features
         x_hat = torch.sigmoid(self.decoder(restored))
         return SystemOutput(x_hat=x_hat, payload=payload, received=received, features=features, **self.accounting(payload, link))

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from ..digitize import LearnedConstellation
 from ..link import normalize_power
+from ..link.errors import InputError
 from ..nn import ResidualBlock
 from .base import SampleCheck, System, SystemOutput, register_system
 from .config import DictConfig
@@ -55,11 +56,11 @@ class JCMConfig(DictConfig):
 
     def __post_init__(self) -> None:
         if self.channel_uses < 8 or self.channel_uses % 8:
-            raise ValueError(f"channel_uses must be a positive multiple of 8 (the decoder reshapes 2n reals to (2n/16, 4, 4)), got {self.channel_uses}")
+            raise InputError(f"channel_uses must be a positive multiple of 8 (the decoder reshapes 2n reals to (2n/16, 4, 4)), got {self.channel_uses}")
         if self.width < 4 or self.width % 4:
-            raise ValueError(f"width must be a positive multiple of 4, got {self.width}")
+            raise InputError(f"width must be a positive multiple of 4, got {self.width}")
         if self.decoder_blocks < 1 or self.classes < 0 or self.prior_size < 1:
-            raise ValueError(f"need decoder_blocks >= 1, classes >= 0, prior_size >= 1; got {self.decoder_blocks}, {self.classes}, {self.prior_size}")
+            raise InputError(f"need decoder_blocks >= 1, classes >= 0, prior_size >= 1; got {self.decoder_blocks}, {self.classes}, {self.prior_size}")
 
 
 class JCMEncoder(nn.Module):
@@ -167,7 +168,7 @@ class JCM(System):
         if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
             raise TypeError(f"JCM expects float images [B, 3, 32, 32] in [0, 1], got {x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
         if x.dim() != 4 or tuple(x.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE) or x.shape[0] == 0:
-            raise ValueError(f"JCM expects images [B, 3, 32, 32] (CIFAR size), got shape {tuple(x.shape)}")
+            raise InputError(f"JCM expects images [B, 3, 32, 32] (CIFAR size), got shape {tuple(x.shape)}")
 
     def transmit(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The unit-energy symbols an image batch sends: ``x [B, 3, 32, 32]`` -> ``[B, n], complex64``."""
@@ -199,7 +200,7 @@ class JCM(System):
         received = self.send(symbols, link, snr_db, generator)
         if self.restorer is not None:
             if snr_db is None:
-                raise ValueError("a restorer (denoiser) needs the channel snr_db")
+                raise InputError("a restorer (denoiser) needs the channel snr_db")
             restored = self.restorer(received, snr_db, generator=generator)
         else:
             restored = received
@@ -220,7 +221,7 @@ class JCM(System):
         symbols = self.transmit_all(images).reshape(-1)
         self.train(was_training)
         if symbols.numel() < self.config.prior_size:
-            raise ValueError(f"{images.shape[0]} images give {symbols.numel()} symbols, fewer than prior_size {self.config.prior_size}")
+            raise InputError(f"{images.shape[0]} images give {symbols.numel()} symbols, fewer than prior_size {self.config.prior_size}")
         chosen = torch.randperm(symbols.numel(), generator=generator)[: self.config.prior_size]
         self.symbol_prior.copy_(torch.view_as_real(symbols[chosen]))
         return symbols[chosen]
@@ -228,7 +229,7 @@ class JCM(System):
     def prior_symbols(self) -> torch.Tensor:
         """The empirical symbol prior ``[prior_size], complex64``; raises if it was never fitted."""
         if not bool(self.symbol_prior.abs().sum() > 0):
-            raise ValueError("this JCM has no symbol prior: call fit_symbol_prior(training_images) (training recipes do this)")
+            raise InputError("this JCM has no symbol prior: call fit_symbol_prior(training_images) (training recipes do this)")
         return torch.view_as_complex(self.symbol_prior.contiguous())
 
 
@@ -237,7 +238,7 @@ def reconstruction_loss(outputs: dict[str, torch.Tensor], x: torch.Tensor, label
     loss = F.mse_loss(outputs["x_hat"], x)
     if class_weight and outputs.get("logits") is not None:
         if labels is None:
-            raise ValueError("the classification term needs labels")
+            raise InputError("the classification term needs labels")
         loss = loss + class_weight * F.cross_entropy(outputs["logits"], labels)
     return loss
 

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..link.constellation import check_symbols
+from ..link.errors import InputError
 from ..nn import TransformerBlock
 from .base import FAMILIES, SampleCheck, register_system
 from .config import DictConfig
@@ -55,9 +56,9 @@ class VESchedule:
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 10.0, steps: int = 64):
         if not 0 < sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+            raise InputError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
         if steps < 2:
-            raise ValueError(f"steps must be >= 2, got {steps}")
+            raise InputError(f"steps must be >= 2, got {steps}")
         self.sigma_min, self.sigma_max, self.steps = float(sigma_min), float(sigma_max), int(steps)
         ratios = torch.arange(steps, dtype=torch.float64) / (steps - 1)
         self.sigmas = torch.cat([torch.zeros(1, dtype=torch.float64), sigma_min * (sigma_max / sigma_min) ** ratios])
@@ -73,7 +74,7 @@ class VESchedule:
     def snr_db_of_step(self, step: int) -> float:
         """Es/N0 (dB per complex symbol) whose noise equals step ``step`` (1..N)."""
         if not 1 <= step <= self.steps:
-            raise ValueError(f"step must be in 1..{self.steps}, got {step}")
+            raise InputError(f"step must be in 1..{self.steps}, got {step}")
         return -20 * math.log10(float(self.sigmas[step]))
 
     def step_for_snr(self, snr_db: float | torch.Tensor) -> torch.Tensor:
@@ -86,12 +87,12 @@ class VESchedule:
         """
         snr = torch.as_tensor(snr_db, dtype=torch.float64)
         if not bool(torch.isfinite(snr).all()):
-            raise ValueError(f"snr_db must be finite, got {snr.tolist()}")
+            raise InputError(f"snr_db must be finite, got {snr.tolist()}")
         log_sigma = -snr / 20 * math.log(10)
         position = (log_sigma - math.log(self.sigma_min)) / (math.log(self.sigma_max) - math.log(self.sigma_min)) * (self.steps - 1) + 1
         if bool((position > self.steps + SNR_TOLERANCE_STEPS).any()):
             low, high = self.snr_range_db
-            raise ValueError(f"snr_db {snr.min().item():g} dB is below this SCDM's trained range [{low:.1f}, {high:.1f}] dB (Es/N0)")
+            raise InputError(f"snr_db {snr.min().item():g} dB is below this SCDM's trained range [{low:.1f}, {high:.1f}] dB (Es/N0)")
         return torch.round(position).clamp(0, self.steps).to(torch.int64)
 
     def forward_step(self, z: torch.Tensor, step: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -100,7 +101,7 @@ class VESchedule:
         Input: ``z : [B, n] complex`` at step ``step - 1``; ``eps ~ CN(0, 1)``. Output: ``[B, n]`` at ``step``.
         """
         if not 1 <= step <= self.steps:
-            raise ValueError(f"step must be in 1..{self.steps}, got {step}")
+            raise InputError(f"step must be in 1..{self.steps}, got {step}")
         scale = math.sqrt((float(self.sigmas[step]) ** 2 - float(self.sigmas[step - 1]) ** 2) / 2)
         real = torch.randn(z.shape, generator=generator, device=z.device)
         imag = torch.randn(z.shape, generator=generator, device=z.device)
@@ -231,7 +232,7 @@ class ScoreUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != 2 or x.shape[2] % self.length_multiple:
-            raise ValueError(f"the score network expects [B, 2, n] with n a multiple of {self.length_multiple}, got shape {tuple(x.shape)}")
+            raise InputError(f"the score network expects [B, 2, n] with n a multiple of {self.length_multiple}, got shape {tuple(x.shape)}")
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])
         variance = _per_example(sigma**2 / 2, x)
         h = self.stem(x / torch.sqrt(variance + self.config.data_variance))
@@ -306,11 +307,11 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         if self.predictor not in PREDICTORS:
-            raise ValueError(f"unknown predictor {self.predictor!r}: use one of {sorted(PREDICTORS)}")
+            raise InputError(f"unknown predictor {self.predictor!r}: use one of {sorted(PREDICTORS)}")
         if self.corrector not in CORRECTORS:
-            raise ValueError(f"unknown corrector {self.corrector!r}: use one of {CORRECTORS}")
+            raise InputError(f"unknown corrector {self.corrector!r}: use one of {CORRECTORS}")
         if self.corrector_steps < 0 or self.r <= 0:
-            raise ValueError(f"need corrector_steps >= 0 and r > 0, got {self.corrector_steps}, {self.r}")
+            raise InputError(f"need corrector_steps >= 0 and r > 0, got {self.corrector_steps}, {self.r}")
 
     def label(self) -> str:
         """Short name, e.g. ``PC (L=2)``, ``predictor only``, ``ODE``, ``Tweedie (1 step)``."""
@@ -450,10 +451,10 @@ class SCDM(nn.Module):
     def forward(self, received: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None = None, sampler: SamplerConfig | None = None) -> torch.Tensor:
         check_symbols(received, "received")
         if received.dim() != 2 or received.shape[1] % self.score.length_multiple:
-            raise ValueError(f"SCDM expects received symbols [B, n] with n a multiple of {self.score.length_multiple}, got shape {tuple(received.shape)}")
+            raise InputError(f"SCDM expects received symbols [B, n] with n a multiple of {self.score.length_multiple}, got shape {tuple(received.shape)}")
         codec_length = self.config.codec.get("channel_uses")
         if codec_length and received.shape[1] != codec_length:
-            raise ValueError(f"this SCDM was trained on sequences of n = {codec_length} symbols, got n = {received.shape[1]}")
+            raise InputError(f"this SCDM was trained on sequences of n = {codec_length} symbols, got n = {received.shape[1]}")
         steps = self.schedule.step_for_snr(snr_db).to(received.device)
         denoised, _ = sample(self.score, self.schedule, to_real(received), steps, sampler or self.sampler, generator)
         return to_complex(denoised)

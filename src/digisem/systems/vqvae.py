@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..digitize import AnalogSymbols, VectorQuantizer
+from ..link.errors import InputError
 from ..nn import TransformerBlock
 from .base import SampleCheck, System, SystemOutput, register_system
 from .config import DictConfig
@@ -72,7 +73,7 @@ class FeatureImportanceModule(nn.Module):
     def __init__(self, features: int, classes: int, threshold: float = 0.0):
         super().__init__()
         if features < 1 or classes < 2 or threshold < 0:
-            raise ValueError(f"need features >= 1, classes >= 2, threshold >= 0; got {features}, {classes}, {threshold}")
+            raise InputError(f"need features >= 1, classes >= 2, threshold >= 0; got {features}, {classes}, {threshold}")
         self.auxiliary = nn.Linear(features + 1, classes)
         self.threshold = float(threshold)
 
@@ -84,7 +85,7 @@ class FeatureImportanceModule(nn.Module):
     def forward(self, feature_map: torch.Tensor, snr_db: float | torch.Tensor) -> dict[str, torch.Tensor]:
         count = self.auxiliary.in_features - 1
         if feature_map.dim() != 3 or feature_map.shape[2] != count:
-            raise ValueError(f"FIM expects a feature map [B, M, {count}], got shape {tuple(feature_map.shape)}")
+            raise InputError(f"FIM expects a feature map [B, M, {count}], got shape {tuple(feature_map.shape)}")
         snr = torch.as_tensor(snr_db, dtype=feature_map.dtype, device=feature_map.device).expand(feature_map.shape[0])
         pooled = torch.cat([snr[:, None] / 10, feature_map.mean(1)], dim=1)
         logits = self.auxiliary(F.relu(pooled))
@@ -110,7 +111,7 @@ def redundant_features(features: torch.Tensor, delta: float) -> torch.Tensor:
     the first of a similar pair is transmitted). Output: ``[B, K]`` bool, True = not transmitted.
     """
     if not -1 <= delta <= 1:
-        raise ValueError(f"delta is a cosine similarity threshold in [-1, 1], got {delta}")
+        raise InputError(f"delta is a cosine similarity threshold in [-1, 1], got {delta}")
     normalized = F.normalize(features, dim=-1)
     gram = normalized @ normalized.transpose(1, 2)
     earlier = torch.ones(gram.shape[1], gram.shape[2], dtype=torch.bool, device=gram.device).tril(-1)
@@ -128,7 +129,7 @@ def masked_vqvae_symbols(height: int, width: int, bits_per_index: int, keep_rati
     when the indices are channel coded (the paper's example leaves the LDPC out: ``(224, 224, 8, 0.5,
     16, 4) -> 196``, 392 with rate 1/2)."""
     if not 0 < keep_ratio <= 1 or not 0 < code_rate <= 1:
-        raise ValueError(f"keep_ratio and code_rate must lie in (0, 1], got {keep_ratio}, {code_rate}")
+        raise InputError(f"keep_ratio and code_rate must lie in (0, 1], got {keep_ratio}, {code_rate}")
     return height * width * bits_per_index * keep_ratio / (patch * patch * bits_per_symbol * code_rate)
 
 
@@ -141,13 +142,13 @@ def keep_patches(batch: int, patches: int, mask_ratio: float, masking_weights: t
     noisy patches are masked more often; None masks uniformly at random (the ablation).
     """
     if not 0 <= mask_ratio < 1:
-        raise ValueError(f"mask_ratio must lie in [0, 1), got {mask_ratio}")
+        raise InputError(f"mask_ratio must lie in [0, 1), got {mask_ratio}")
     keep = max(1, round(patches * (1 - mask_ratio)))
     if masking_weights is None:
         scores = torch.rand(batch, patches, generator=generator)
         return scores.argsort(dim=1)[:, :keep].sort(dim=1).values
     if masking_weights.shape != (patches,) or bool((masking_weights < 0).any()):
-        raise ValueError(f"masking_weights must be [{patches}] non-negative, got shape {tuple(masking_weights.shape)}")
+        raise InputError(f"masking_weights must be [{patches}] non-negative, got shape {tuple(masking_weights.shape)}")
     keep_weights = 1 / (masking_weights.float() + masking_weights.float().mean().clamp_min(1e-12))
     chosen = torch.multinomial(keep_weights.expand(batch, patches), keep, replacement=False, generator=generator)
     return chosen.sort(dim=1).values
@@ -170,7 +171,7 @@ class ConvStem(nn.Module):
     def __init__(self, patch: int, channels: int, width: int):
         super().__init__()
         if patch < 1 or patch & (patch - 1):
-            raise ValueError(f"a conv stem downsamples by powers of 2: patch must be 1, 2, 4, 8, ..., got {patch}")
+            raise InputError(f"a conv stem downsamples by powers of 2: patch must be 1, 2, 4, 8, ..., got {patch}")
         layers = [_conv_bn(3, channels, 1), _conv_bn(channels, channels if patch > 1 else width, 1)]
         current, stages = channels, patch.bit_length() - 1
         for stage in range(stages):
@@ -264,21 +265,21 @@ class MaskedVQVAEConfig(DictConfig):
 
     def __post_init__(self) -> None:
         if self.stem not in STEMS:
-            raise ValueError(f"unknown stem {self.stem!r}: use one of {STEMS}")
+            raise InputError(f"unknown stem {self.stem!r}: use one of {STEMS}")
         if self.masking not in MASKINGS:
-            raise ValueError(f"unknown masking {self.masking!r}: use one of {MASKINGS}")
+            raise InputError(f"unknown masking {self.masking!r}: use one of {MASKINGS}")
         if self.transmission not in TRANSMISSIONS:
-            raise ValueError(f"unknown transmission {self.transmission!r}: use one of {TRANSMISSIONS}")
+            raise InputError(f"unknown transmission {self.transmission!r}: use one of {TRANSMISSIONS}")
         if self.transmission == "analog" and self.code_dim % 2:
-            raise ValueError(f"analog transmission pairs features into complex symbols: code_dim must be even, got {self.code_dim}")
+            raise InputError(f"analog transmission pairs features into complex symbols: code_dim must be even, got {self.code_dim}")
         if not 0 <= self.mask_ratio < 1:
-            raise ValueError(f"mask_ratio must lie in [0, 1), got {self.mask_ratio}")
+            raise InputError(f"mask_ratio must lie in [0, 1), got {self.mask_ratio}")
         if self.image_size % self.patch:
-            raise ValueError(f"image_size {self.image_size} must be a multiple of patch {self.patch}")
+            raise InputError(f"image_size {self.image_size} must be a multiple of patch {self.patch}")
         if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}: use one of {TASKS}")
+            raise InputError(f"unknown task {self.task!r}: use one of {TASKS}")
         if any(not 0 <= layer < self.depth for layer in self.fim_layers):
-            raise ValueError(f"fim_layers must index encoder blocks 0..{self.depth - 1}, got {self.fim_layers}")
+            raise InputError(f"fim_layers must index encoder blocks 0..{self.depth - 1}, got {self.fim_layers}")
         object.__setattr__(self, "fim_layers", tuple(self.fim_layers))
 
     @property
@@ -341,7 +342,7 @@ class MaskedVQVAE(System):
         """``[B, 3, H, W]`` -> ``[B, N, 3 p^2]`` patches in row-major order."""
         size, p = self.config.image_size, self.config.patch
         if x.dim() != 4 or tuple(x.shape[1:]) != (3, size, size):
-            raise ValueError(f"the masked VQ-VAE expects images [B, 3, {size}, {size}], got shape {tuple(x.shape)}")
+            raise InputError(f"the masked VQ-VAE expects images [B, 3, {size}, {size}], got shape {tuple(x.shape)}")
         return x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(x.shape[0], -1, 3 * p * p)
 
     def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
@@ -395,7 +396,7 @@ class MaskedVQVAE(System):
         (``attacked - clean``, both ``[B, 3, H, W]``) into ``noise_profile`` (exponential average;
         the first batch sets it)."""
         if self.config.masking != "noise":
-            raise ValueError("update_noise_profile needs a model with masking='noise'")
+            raise InputError("update_noise_profile needs a model with masking='noise'")
         profile = self.patchify(attacked - clean).abs().mean((0, 2))
         if float(self.noise_profile.sum()) == 0:
             self.noise_profile.copy_(profile)

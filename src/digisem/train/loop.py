@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm.auto import tqdm
 
 from ..io import derived_seed, remove_stale_temporaries, write_json, write_jsonl
+from ..link.errors import InputError
 from ..systems.base import Stage
 from ..weights import load_state, save_state, save_weights
 
@@ -57,14 +58,14 @@ def _trainable_parameters(model: nn.Module, names: tuple[str, ...]) -> list[nn.P
     for name in names:
         part = getattr(model, name, None)
         if not isinstance(part, nn.Module):
-            raise ValueError(f"stage trains {name!r}, but the model has no such part (it has {[n for n, _ in model.named_children()]})")
+            raise InputError(f"stage trains {name!r}, but the model has no such part (it has {[n for n, _ in model.named_children()]})")
         parameters += list(part.parameters())
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for parameter in parameters:
         parameter.requires_grad_(True)
     if not parameters:
-        raise ValueError(f"stage trains {names}, which have no parameters")
+        raise InputError(f"stage trains {names}, which have no parameters")
     return parameters
 
 
@@ -101,7 +102,7 @@ def fit_stage(
         _load_model_state(model, checkpoint["model"], optional_parts, stage_dir)
         return checkpoint["logs"]
     if stage.epochs < 1:
-        raise ValueError(f"stage {stage.name!r} needs epochs >= 1, got {stage.epochs}")
+        raise InputError(f"stage {stage.name!r} needs epochs >= 1, got {stage.epochs}")
     parameters = _trainable_parameters(model, stage.trainable)
     optimizer = torch.optim.Adam(parameters, lr=stage.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.epochs, eta_min=stage.eta_min)
@@ -111,7 +112,7 @@ def fit_stage(
         checkpoint = load_state(stage_dir / "state.pt")
         _load_model_state(model, checkpoint["model"], optional_parts, stage_dir)
         if not resume:
-            raise ValueError(
+            raise InputError(
                 f"stage {stage.name!r} was interrupted after epoch {checkpoint['epoch'] + 1} of {stage.epochs} "
                 f"({stage_dir}): pass --resume to continue it, or delete that folder to start over"
             )
@@ -134,7 +135,7 @@ def fit_stage(
         noise = torch.Generator(device=device).manual_seed(derived_seed(epoch_seed, "noise", rank))
         total_batches = len(loader) if stage.max_batches is None else min(len(loader), stage.max_batches)
         if total_batches == 0:
-            raise ValueError(f"the dataset ({len(dataset)} items) is smaller than one batch of {batch_size}")
+            raise InputError(f"the dataset ({len(dataset)} items) is smaller than one batch of {batch_size}")
         sums: dict[str, float] = {}
         started = time.perf_counter()
         model.train()
@@ -182,7 +183,7 @@ def _load_model_state(model: nn.Module, state: dict[str, torch.Tensor], optional
     missing, unexpected = model.load_state_dict(state, strict=False)
     mismatched = [key for key in missing + unexpected if key.split(".")[0] not in optional_parts]
     if mismatched:
-        raise ValueError(f"checkpoint in {stage_dir} does not fit the model: mismatched weights {mismatched[:5]}")
+        raise InputError(f"checkpoint in {stage_dir} does not fit the model: mismatched weights {mismatched[:5]}")
 
 
 def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, epoch: int, logs: list[dict[str, Any]], stage_dir: Path) -> None:

@@ -17,12 +17,14 @@ from typing import Any
 
 import yaml
 
+from ..link.errors import InputError
+
 RECIPE_DIRS = (Path.cwd() / "recipes", Path(__file__).resolve().parents[1] / "recipes")
 """Where recipe names are looked up: ``./recipes`` (a user's own), then the package's recipes
 (``digisem/recipes/``, shipped as package data, so installed copies find them too)."""
 
 
-class RecipeError(ValueError):
+class RecipeError(InputError):
     """A recipe that cannot be found, parsed or overridden as asked."""
 
 

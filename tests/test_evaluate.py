@@ -216,3 +216,68 @@ def test_average_over_an_snr_window():
     assert average_over({"snr_db": [0, 9, 18, 21], "psnr": [10, 20, 30, 99]}, "psnr", 0, 18) == 20
     with pytest.raises(ValueError, match="no SNR points"):
         average_over({"snr_db": [0], "psnr": [1]}, "psnr", 5, 6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# send_image: an image of any size, streamed block by block
+
+
+class NoisyCopy(nn.Module):
+    """Oracle for send_image: ``x_hat = x + 0.05 * N(0, 1)`` from the given generator (shift 0.1 for
+    noise-free copies with a known error), so the PSNR is known in closed form."""
+
+    def __init__(self, noise=0.05, shift=0.0):
+        super().__init__()
+        self.noise, self.shift, self.calls = noise, shift, []
+
+    def forward(self, x, *, link=None, snr_db=None, mode=None, generator=None):
+        self.calls.append(x.shape[0])
+        return {"x_hat": x + self.shift + self.noise * torch.randn(x.shape, generator=generator)}
+
+
+@pytest.mark.parametrize("height,width,batch_size", [(70, 45, 2), (64, 96, 256), (33, 31, 1), (40, 130, 7)])
+def test_send_image_streams_row_by_row_and_matches_one_tiled_call(height, width, batch_size):
+    import numpy as np
+
+    from digisem.evaluate import send_image
+    from digisem.imageio import tile, to_pixels, untile
+
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    streamed, value = send_image(NoisyCopy(), pixels, 16, link=None, snr_db=0.0, generator=torch.Generator().manual_seed(3), batch_size=batch_size)
+    # one tiled call over the whole float image, the same batches and the same generator
+    image = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
+    tiles, layout = tile(image, 16)
+    generator, system = torch.Generator().manual_seed(3), NoisyCopy()
+    x_hat = torch.cat([system(batch, generator=generator)["x_hat"] for batch in tiles.split(batch_size)]).clamp(0, 1)
+    whole = untile(x_hat, layout)
+    assert np.array_equal(streamed, to_pixels(whole))
+    mse = float((whole - image).double().pow(2).mean())
+    assert value == pytest.approx(10 * math.log10(1 / mse), abs=1e-6)
+
+
+def test_send_image_of_an_exact_copy_returns_the_pixels_and_the_psnr_of_a_known_shift():
+    import numpy as np
+
+    from digisem.evaluate import send_image
+
+    pixels = np.full((50, 37, 3), 100, dtype=np.uint8)
+    copy, value = send_image(NoisyCopy(noise=0.0), pixels, 16, link=None, snr_db=0.0, batch_size=5)
+    assert np.array_equal(copy, pixels) and value > 250  # error 0 -> PSNR 10 log10(1 / 1e-30)
+    shifted, value = send_image(NoisyCopy(noise=0.0, shift=0.1), pixels, 16, link=None, snr_db=0.0, batch_size=5)
+    assert value == pytest.approx(20.0, abs=1e-4)  # MSE = 0.1^2 -> 20 dB
+    assert np.all(shifted == round((100 / 255 + 0.1) * 255))
+
+
+def test_send_image_sends_full_batches_and_refuses_bad_input():
+    import numpy as np
+
+    from digisem.evaluate import send_image
+    from digisem.link.errors import InputError
+
+    system = NoisyCopy()
+    send_image(system, np.zeros((48, 80, 3), dtype=np.uint8), 16, link=None, snr_db=0.0, batch_size=4)
+    assert system.calls == [4, 4, 4, 3]  # 15 tiles, row-major, batches across rows
+    with pytest.raises(InputError, match=r"pixels must be \[H, W, 3\] uint8"):
+        send_image(system, np.zeros((48, 80, 3), dtype=np.float32), 16, link=None, snr_db=0.0)
+    with pytest.raises(InputError, match="batch_size must be >= 1"):
+        send_image(system, np.zeros((48, 80, 3), dtype=np.uint8), 16, link=None, snr_db=0.0, batch_size=0)

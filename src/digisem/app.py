@@ -38,7 +38,7 @@ from . import metrics, zoo
 from .attacks import from_spec as attack_from_spec
 from .data import CIFAR10_CLASSES, sample_images
 from .evaluate import point_generator, sweep, task_loss
-from .imageio import read_image, tile, untile
+from .imageio import read_image, tile, to_pixels, untile
 from .io import derived_seed
 from .link import BSCLink, from_spec, link_snr_db, link_snr_kind
 from .link.errors import InputError
@@ -342,10 +342,6 @@ def _subset(sent: torch.Tensor, received: torch.Tensor) -> tuple[np.ndarray, np.
     return sent[index].numpy(), received[index].numpy()
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-
-
 def _top3(logits: torch.Tensor) -> dict[str, float]:
     probabilities = torch.softmax(logits.float(), -1)
     names = CIFAR10_CLASSES if probabilities.numel() == len(CIFAR10_CLASSES) else [f"class {i}" for i in range(probabilities.numel())]
@@ -390,7 +386,7 @@ def _transmit(request: Request, curve: bool, progress) -> Result:
     tiles, layout, shown, notes = prepare(image, item)
     system = receiver(request.model, request.denoiser, request.restorer)
     link = system.link_for(spec)
-    result = Result(item, snr, _to_uint8(shown), receiver=_receiver_text(system, request, item), notes=notes)
+    result = Result(item, snr, to_pixels(shown), receiver=_receiver_text(system, request, item), notes=notes)
     generator = point_generator(request.seed, snr)
     with torch.no_grad(), _counted(system.restorer, progress):
         adversarial, labels = _attack(system, tiles, label, request, item)
@@ -411,7 +407,7 @@ def _transmit(request: Request, curve: bool, progress) -> Result:
             result.ber = errors / total
     if out.get("x_hat") is not None and item.task == "reconstruction":
         x_hat = out["x_hat"].float()
-        result.received = _to_uint8(untile(x_hat, layout))
+        result.received = to_pixels(untile(x_hat, layout))
         result.psnr = float(metrics.psnr(x_hat, tiles).mean())
         result.ssim = float(metrics.ssim(x_hat, tiles).mean())
         result.classical = classical(tiles, spec, item.payload_kind, link, snr, item.snr_kind, result.channel_uses_per_image, request.seed)

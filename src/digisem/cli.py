@@ -538,13 +538,12 @@ def command_attack(args: argparse.Namespace) -> int:
 def command_send(args: argparse.Namespace) -> int:
     """Send one image through a pretrained image system (tiled into the model's block size) and print its PSNR."""
     import torch
-    from tqdm.auto import tqdm
 
     from digisem import zoo
-    from digisem.imageio import read_image, tile, untile, write_image
+    from digisem.evaluate import send_image
+    from digisem.imageio import read_pixels, write_pixels
     from digisem.link import link_snr_db
     from digisem.link.spec import describe
-    from digisem.metrics import psnr
     from digisem.snr import SNR_LABELS
     from digisem.systems import FAMILIES
 
@@ -554,22 +553,19 @@ def command_send(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.model} does not reconstruct images (a {family.name} {family.kind}): digisem send takes an image system such as ampsc-cifar10-4bit or jcm-cifar10-64qam (see digisem zoo)")
     out = _output_png(args.out)
     block = 32 if getattr(model, "sample_kind", "cifar") == "cifar" else 256
-    image = read_image(args.image)
-    tiles, layout = tile(image, block)
+    pixels = read_pixels(args.image)
     link_spec, mode = _eval_link(family, args.channel, zoo.recorded_link(metadata))
     link = model.link_for(link_spec)
     snr_kind = family.snr_kind
     _check_link_snrs(link, [args.snr], snr_kind)
     generator = torch.Generator().manual_seed(args.seed)
-    batches = tiles.split(256)
-    with torch.no_grad():
-        outputs = [model(batch, link=link, snr_db=link_snr_db(link, args.snr, snr_kind), mode=mode, generator=generator)["x_hat"]
-                   for batch in tqdm(batches, desc=f"send {tiles.shape[0]} blocks", unit="batch", disable=args.quiet or len(batches) < 2)]
-    received = untile(torch.cat(outputs), layout)
-    write_image(received, out)
-    value = float(psnr(received.unsqueeze(0), image.unsqueeze(0)))
+    received, value = send_image(model, pixels, block, link=link, snr_db=link_snr_db(link, args.snr, snr_kind), mode=mode, generator=generator,
+                                 progress=not args.quiet, label="send")
+    write_pixels(received, out)
+    height, width = pixels.shape[:2]
+    blocks = -(-height // block) * -(-width // block)
     channel = args.channel or describe(link_spec)
-    print(f"{args.image}: {image.shape[2]}x{image.shape[1]} px in {tiles.shape[0]} blocks of {block}x{block}, {channel} at {SNR_LABELS[snr_kind]} = {args.snr:g} dB: PSNR {value:.2f} dB -> {args.out}")
+    print(f"{args.image}: {width}x{height} px in {blocks} blocks of {block}x{block}, {channel} at {SNR_LABELS[snr_kind]} = {args.snr:g} dB: PSNR {value:.2f} dB -> {args.out}")
     return 0
 
 

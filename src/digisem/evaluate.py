@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
@@ -71,6 +72,56 @@ def point_generator(seed: int, snr_db: float) -> torch.Generator:
     """The generator of one sweep point: seeded by ``seed`` and the point's SNR in dB as given on the
     sweep's axis, so any caller (the demo, the app, the classical reference) reproduces the sweep's noise."""
     return torch.Generator().manual_seed(derived_seed(seed, "eval", float(snr_db)))
+
+
+def send_image(system: torch.nn.Module, pixels: np.ndarray, block: int, *, link: Any, snr_db: float, mode: str | None = None,
+               generator: torch.Generator | None = None, batch_size: int = 256, progress: bool = False, label: str = "send") -> tuple[np.ndarray, float]:
+    """Send an image of any size through ``system`` block by block, streaming, and score it.
+
+    ``pixels``: ``[H, W, 3]`` uint8. The image is cut into ``block x block`` tiles in row-major order
+    (edges replicated up to a multiple of ``block``, as :func:`~digisem.imageio.tile`), sent in
+    batches of ``batch_size`` tiles at ``snr_db`` (in the link's convention: ``link_snr_kind``), and
+    written back one row of tiles at a time, so memory holds the uint8 image, its uint8
+    reconstruction and a batch of float tiles, not float copies of the whole image. Returns the
+    received ``[H, W, 3]`` uint8 pixels and the PSNR in dB (data range 1) of the reconstruction
+    (clamped to [0, 1]) over the ``H x W`` pixels: the numbers of one tiled call with the same batches.
+    """
+    from .imageio import tile, to_pixels, untile
+
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+        raise InputError(f"pixels must be [H, W, 3] uint8, got shape {tuple(pixels.shape)} and dtype {pixels.dtype}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    height, width = pixels.shape[:2]
+    rows, cols = -(-height // block), -(-width // block)
+    received = np.empty_like(pixels)
+    squared_error, next_row = 0.0, 0
+    waiting = torch.empty(0, 3, block, block)  # tiles read, not yet sent
+    sent = torch.empty(0, 3, block, block)  # reconstructed tiles of rows not yet written
+
+    def band(row: int) -> torch.Tensor:
+        return torch.from_numpy(pixels[row * block:(row + 1) * block]).permute(2, 0, 1).float() / 255.0
+
+    def send(count: int) -> None:
+        nonlocal waiting, sent, squared_error, next_row
+        x_hat = system(waiting[:count], link=link, snr_db=snr_db, mode=mode, generator=generator)["x_hat"].float().clamp(0, 1)
+        waiting, sent = waiting[count:], torch.cat([sent, x_hat])
+        while sent.shape[0] >= cols:
+            image = band(next_row)
+            strip = untile(sent[:cols], (image.shape[1], width, 1, cols))
+            squared_error += float((strip - image).double().pow(2).sum())
+            received[next_row * block:next_row * block + image.shape[1]] = to_pixels(strip)
+            sent, next_row = sent[cols:], next_row + 1
+            bar.update(1)
+
+    with torch.no_grad(), tqdm(total=rows, desc=f"{label} {rows * cols} blocks of {block}x{block}", unit="row", disable=not progress) as bar:
+        for row in range(rows):
+            waiting = torch.cat([waiting, tile(band(row), block)[0]])
+            while waiting.shape[0] >= batch_size:
+                send(batch_size)
+        if waiting.shape[0]:
+            send(waiting.shape[0])
+    return received, 10.0 * math.log10(height * width * 3 / max(squared_error, 1e-30))
 
 
 def score_output(out: dict[str, Any], images: torch.Tensor, labels: torch.Tensor | None, totals: _Totals, suffix: str = "") -> None:

@@ -13,23 +13,37 @@ from .io import atomic_write
 from .link.errors import InputError
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """An image file as ``[3, H, W]`` float32 in [0, 1]; grayscale, palette and RGBA become RGB."""
+def read_pixels(path: str | Path) -> np.ndarray:
+    """An image file as ``[H, W, 3]`` uint8 pixels (a quarter of the float image's memory);
+    grayscale, palette and RGBA become RGB."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     try:
         with Image.open(path) as handle:
-            array = np.asarray(handle.convert("RGB"), dtype=np.uint8)
+            return np.array(handle.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as err:
         raise InputError(f"cannot read {path} as an image: {err}") from err
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file as ``[3, H, W]`` float32 in [0, 1]; grayscale, palette and RGBA become RGB."""
+    return torch.from_numpy(read_pixels(path)).permute(2, 0, 1).float() / 255.0
+
+
+def to_pixels(image: torch.Tensor) -> np.ndarray:
+    """``[3, H, W]`` (or ``[B, 3, H, W]``) in [0, 1] -> ``[H, W, 3]`` (``[B, H, W, 3]``) uint8, rounded."""
+    return (image.detach().clamp(0, 1) * 255.0).round().byte().movedim(-3, -1).cpu().numpy()
+
+
+def write_pixels(pixels: np.ndarray, path: str | Path) -> Path:
+    """Write ``[H, W, 3]`` uint8 pixels as a PNG, atomically."""
+    return atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
 
 
 def write_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write ``[3, H, W]`` in [0, 1] as an 8-bit PNG, atomically."""
-    array = (image.detach().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
-    return atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+    return write_pixels(to_pixels(image), path)
 
 
 def tile(image: torch.Tensor, block: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:

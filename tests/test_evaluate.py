@@ -281,3 +281,40 @@ def test_send_image_sends_full_batches_and_refuses_bad_input():
         send_image(system, np.zeros((48, 80, 3), dtype=np.float32), 16, link=None, snr_db=0.0)
     with pytest.raises(InputError, match="batch_size must be >= 1"):
         send_image(system, np.zeros((48, 80, 3), dtype=np.uint8), 16, link=None, snr_db=0.0, batch_size=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# encode once per sweep
+
+
+def _systems_that_encode_once():
+    from digisem.systems.ampsc import AMPSC, AMPSCConfig
+    from digisem.systems.classical import SeparateCoding, SeparateCodingConfig
+    from digisem.systems.deepjscc import DeepJSCC, DeepJSCCConfig
+    from digisem.systems.jcm import JCM, JCMConfig
+
+    torch.manual_seed(0)
+    return [
+        ("ampsc", AMPSC(AMPSCConfig(width=8, irsnet_width=4)), "16qam-awgn", "ebn0"),
+        ("deepjscc", DeepJSCC(DeepJSCCConfig(width=4)), "awgn", "esn0"),
+        ("jcm", JCM(JCMConfig(width=8)), "awgn", "esn0"),
+        ("separate", SeparateCoding(SeparateCodingConfig("webp", 2048)), "qpsk-awgn-ldpc-1/2", "esn0"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(4), ids=["ampsc", "deepjscc", "jcm", "separate"])
+def test_a_sweep_encodes_each_batch_once_with_the_numbers_of_encoding_at_every_snr(index, monkeypatch):
+    from digisem.data import sample_images
+
+    _, system, link, snr_kind = _systems_that_encode_once()[index]
+    images = TensorDataset(sample_images("cifar")[0][:6])
+    calls = []
+    system.encoder.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    snrs = [0.0, 6.0, 12.0]
+    once = sweep(system, link, snrs, images, snr_kind=snr_kind, batch_size=4, progress=False)
+    assert calls == [4, 2]  # one call per batch, not one per batch and SNR
+    monkeypatch.setattr(type(system), "encodes_once", False)
+    calls.clear()
+    every = sweep(system, link, snrs, images, snr_kind=snr_kind, batch_size=4, progress=False)
+    assert calls == [4, 4, 4, 2, 2, 2]
+    assert once == every

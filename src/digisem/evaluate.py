@@ -68,6 +68,29 @@ class _Totals:
         return {key: self.sums[key] / self.counts[key] if self.counts[key] else float("nan") for key in self.sums}
 
 
+class EncodeOnce(torch.nn.Module):
+    """An encoder that remembers its last input and output: called again on the same tensor (the
+    same object, as an SNR sweep does for each batch), it returns the output it computed."""
+
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self._last: tuple[torch.Tensor, Any] | None = None
+
+    def forward(self, x: torch.Tensor) -> Any:
+        if self._last is None or self._last[0] is not x:
+            self._last = (x, self.encoder(x))
+        return self._last[1]
+
+
+def encoding_once(system: torch.nn.Module) -> torch.nn.Module:
+    """``system`` with its encoder wrapped in :class:`EncodeOnce` when the family declares
+    ``encodes_once`` (the payload does not depend on the SNR); else ``system`` itself."""
+    if getattr(system, "encodes_once", False) and getattr(system, "encoder", None) is not None:
+        return system.with_parts(encoder=EncodeOnce(system.encoder))
+    return system
+
+
 def point_generator(seed: int, snr_db: float) -> torch.Generator:
     """The generator of one sweep point: seeded by ``seed`` and the point's SNR in dB as given on the
     sweep's axis, so any caller (the demo, the app, the classical reference) reproduces the sweep's noise."""
@@ -191,6 +214,9 @@ def sweep(
     options
         Passed to the system's forward (e.g. ``restore=False`` for AMP-SC without IRSNet).
 
+    Each batch is encoded once for all SNRs when the family declares ``encodes_once``
+    (:func:`encoding_once`), and the points run under ``torch.inference_mode``.
+
     Output
     ------
     ``{"snr_db": [...], "<metric>": [...] per SNR}``; the same seed gives the same numbers (one
@@ -200,6 +226,7 @@ def sweep(
     check_snr_kind(snr_kind)
     system.eval()
     link = system.link_for(link) if hasattr(system, "link_for") else link
+    sender = encoding_once(system)
     points = [float(s) for s in snrs]
     if not points:
         raise InputError("the sweep needs at least one SNR")
@@ -219,12 +246,12 @@ def sweep(
             adversarial = None
             if attack is not None:
                 adversarial = attack(lambda x, images=images, labels=labels: task_loss(system(x, mode=mode, generator=attack_generator, **options), images, labels), images, attack_generator)
-            with torch.no_grad():
+            with torch.inference_mode():
                 for snr in computed:
-                    out = system(images, link=link, snr_db=link_snrs[snr], mode=mode, generator=generators[snr], **options)
+                    out = sender(images, link=link, snr_db=link_snrs[snr], mode=mode, generator=generators[snr], **options)
                     score_output(out, images, labels, totals[snr])
                     if adversarial is not None:
-                        attacked = system(adversarial, link=link, snr_db=link_snrs[snr], mode=mode, generator=generators[snr], **options)
+                        attacked = sender(adversarial, link=link, snr_db=link_snrs[snr], mode=mode, generator=generators[snr], **options)
                         score_output(attacked, images, labels, totals[snr], suffix="_attacked")
                     bar.update(1)
     means = [totals[snr].means() for snr in computed]

@@ -261,6 +261,8 @@ class AMPSC(System):
     (torch.Size([2, 8, 8, 8]), torch.Size([2, 3, 32, 32]), 2048)
     """
 
+    encodes_once = True
+
     def __init__(self, config: AMPSCConfig | None = None):
         super().__init__()
         self.config = config = config or AMPSCConfig()

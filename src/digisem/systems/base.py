@@ -86,9 +86,14 @@ class System(nn.Module, abc.ABC):
     restorer, head : nn.Module or None
     family : str
         The registry name (``"ampsc"``, ``"jcm"``, ...).
+    encodes_once : bool
+        True when :meth:`run` calls ``self.encoder(x)`` once on the whole batch and the encoder
+        draws no noise: an SNR sweep then encodes each batch once for all its SNRs
+        (:func:`digisem.evaluate.sweep`). Default False.
     """
 
     family: ClassVar[str] = ""
+    encodes_once: ClassVar[bool] = False
     restorer: nn.Module | None
     head: nn.Module | None
 

@@ -501,6 +501,8 @@ class SeparateCoding(System):
     (1024, 512)
     """
 
+    encodes_once = True
+
     def __init__(self, config: SeparateCodingConfig | None = None, cache: StreamCache | None = None):
         super().__init__()
         self.config = config = config or SeparateCodingConfig()

@@ -191,6 +191,8 @@ class DeepJSCC(System):
     (torch.Size([2, 512]), 512)
     """
 
+    encodes_once = True
+
     def __init__(self, config: DeepJSCCConfig | None = None):
         super().__init__()
         self.config = config = config or DeepJSCCConfig()

@@ -149,6 +149,8 @@ class JCM(System):
     (torch.Size([2, 128]), torch.Size([2, 3, 32, 32]))
     """
 
+    encodes_once = True
+
     def __init__(self, config: JCMConfig | None = None):
         super().__init__()
         self.config = config = config or JCMConfig()

@@ -1,7 +1,10 @@
 """Collect AMP-SC benchmark runs into docs/results/ampsc/: one results JSON per system, a PSNR table
 at 0, 3, 6, 9, 12, 18 dB with the 0-18 dB average beside the paper's, and the PSNR-vs-SNR plots.
 
-Usage: python benchmarks/ampsc_report.py [--runs runs] [--out docs/results/ampsc]
+Usage: python benchmarks/ampsc_report.py [--runs runs] [--out docs/results/ampsc] [--scale cpu|zoo]
+
+``--scale zoo`` collects the ``*-zoo`` runs of the same systems (the zoo's recipes) and writes to
+``--out`` (give ``docs/results/ampsc/zoo``); the 2-bit pair and the mask sweep have no zoo recipes.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ PAPER_AVERAGE_4BIT = {"AMP-SC": 27.63, "SoftHe22": 27.63 - 1.24, "SoftQ": 27.63 
 """The paper's 0-18 dB average PSNR at 4 bits (AMP-SC 27.63 dB; the others from its stated gaps)."""
 
 
-def collect(runs: Path, names: list[str], out: Path) -> list[dict]:
-    """Copy each finished run's results.json to ``out/<paper name>.json``; returns the results."""
+def collect(runs: Path, names: list[str], out: Path, scale: str = "cpu") -> list[dict]:
+    """Copy each finished run's results.json to ``out/<paper name>.json``; returns the results.
+    ``names`` are the cpu recipes; ``scale="zoo"`` reads their ``-zoo`` twins instead."""
     found = []
     for recipe in names:
-        source = runs / recipe / "results.json"
+        source = runs / (recipe.removesuffix("-cpu") + f"-{scale}") / "results.json"
         if not source.is_file():
             print(f"missing: {source}")
             continue
@@ -67,14 +71,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default="runs", type=Path)
     parser.add_argument("--out", default="docs/results/ampsc", type=Path)
+    parser.add_argument("--scale", default="cpu", choices=("cpu", "zoo"))
+    parser.add_argument("--reference", type=Path, help="a classical reference results JSON on the Eb/N0 axis (reference-<codec>.json of digisem eval --reference), drawn on the 4-bit plot")
     args = parser.parse_args()
-    four = collect(args.runs, SYSTEMS_4BIT, args.out)
-    two = collect(args.runs, SYSTEMS_2BIT, args.out)
-    mask = collect(args.runs, SYSTEMS_MASK, args.out)
+    reference = [json.loads(args.reference.read_text())] if args.reference else []
+    four = collect(args.runs, SYSTEMS_4BIT, args.out, args.scale)
+    two = collect(args.runs, SYSTEMS_2BIT, args.out, args.scale) if args.scale == "cpu" else []
+    mask = collect(args.runs, SYSTEMS_MASK, args.out, args.scale) if args.scale == "cpu" else []
     for label, results_list in (("4bit", four), ("2bit", two), ("mask", mask)):
         if results_list:
             bits = "2 bits" if label == "2bit" else "4 bits"
-            plot_metric(results_list, "psnr", args.out / f"psnr_{label}.png", title=f"CIFAR-10, {bits}, BSC (16-QAM Gray BER at Eb/N0)")
+            drawn = results_list + (reference if label == "4bit" else [])
+            plot_metric(drawn, "psnr", args.out / f"psnr_{label}.png", title=f"CIFAR-10, {bits}, BSC (16-QAM Gray BER at Eb/N0)")
             print(f"\n{label}\n" + table(results_list))
     commands = args.runs / "ampsc_cpu_commands.log"
     if commands.is_file():

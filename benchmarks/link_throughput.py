@@ -1,12 +1,17 @@
 """Link throughput: map + AWGN + demap, digisem's BitLink vs Sionna's blocks vs plain NumPy; LDPC decoding.
 
-Prints a table and writes JSON ``{"rows": [{"implementation", "modulation", "demapping", "mbit_per_s", ...}]}``.
-Usage: ``python benchmarks/link_throughput.py [--bits 4194304] [--repeats 5] [--out link_throughput.json] [--skip-ldpc]``.
+Prints a table and writes JSON ``{"rows": [{"implementation", "modulation", "demapping", "mbit_per_s", "busy", ...}]}``.
+With ``--busy N`` the link table is measured twice: as the machine is, then while N busy-loop
+processes that the script starts (and stops) hold cores; ``busy`` in each row says which, and the
+meta records the load average before each table.
+Usage: ``python benchmarks/link_throughput.py [--bits 4194304] [--repeats 5] [--busy N] [--out link_throughput.json] [--skip-ldpc]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import platform
 import sys
 import time
@@ -77,8 +82,27 @@ def numpy_step(modulation: str, bits: torch.Tensor):
     return step
 
 
-def measure_link_rows(num_bits: int, repeats: int) -> list[dict]:
-    """One row per (implementation, modulation, demapping)."""
+def spin() -> None:
+    """Hold one core until terminated (the ``--busy`` load)."""
+    while True:
+        pass
+
+
+def measure_link_rows(num_bits: int, repeats: int, busy: int = 0) -> list[dict]:
+    """One row per (implementation, modulation, demapping), measured while ``busy`` spinning
+    processes started here hold cores (0: the machine as it is)."""
+    workers = [multiprocessing.Process(target=spin, daemon=True) for _ in range(busy)]
+    for worker in workers:
+        worker.start()
+    try:
+        return _measure(num_bits, repeats, busy)
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.join()
+
+
+def _measure(num_bits: int, repeats: int, busy: int) -> list[dict]:
     rows = []
     for modulation, k in MODULATIONS.items():
         n = num_bits - num_bits % k
@@ -90,8 +114,8 @@ def measure_link_rows(num_bits: int, repeats: int) -> list[dict]:
                 steps["numpy"] = numpy_step(modulation, bits)
             for implementation, step in steps.items():
                 rate = best_rate(step, n, repeats)
-                rows.append({"implementation": implementation, "modulation": modulation, "demapping": demapping, "mbit_per_s": round(rate, 2), "bits": n})
-                print(f"{implementation:8s} {modulation:6s} {demapping:5s} {rate:9.2f} Mbit/s", flush=True)
+                rows.append({"implementation": implementation, "modulation": modulation, "demapping": demapping, "mbit_per_s": round(rate, 2), "bits": n, "busy": busy})
+                print(f"{implementation:8s} {modulation:6s} {demapping:5s} busy {busy} {rate:9.2f} Mbit/s", flush=True)
     return rows
 
 
@@ -101,18 +125,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions; the fastest counts")
     parser.add_argument("--out", default="link_throughput.json", help="JSON output file")
     parser.add_argument("--skip-ldpc", action="store_true", help="leave out the LDPC decoder rows")
+    parser.add_argument("--busy", type=int, default=0, help="also measure the link table while N busy-loop processes hold cores")
     args = parser.parse_args(argv)
+    if args.busy < 0:
+        parser.error(f"--busy must be >= 0, got {args.busy}")
+    load = {"as_is": os.getloadavg()[0]}
     rows = measure_link_rows(args.bits, args.repeats)
+    if args.busy:
+        load[f"busy_{args.busy}"] = os.getloadavg()[0]
+        rows += measure_link_rows(args.bits, args.repeats, args.busy)
     if not args.skip_ldpc:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from ldpc_throughput import measure_ldpc_rows
 
         rows += measure_ldpc_rows()
-    print(f"\n{'implementation':14s} {'modulation':10s} {'demapping':10s} {'Eb/N0':>6s} {'Mbit/s':>9s}")
+    print(f"\n{'implementation':14s} {'modulation':10s} {'demapping':10s} {'busy':>4s} {'Eb/N0':>6s} {'Mbit/s':>9s}")
     for row in rows:
         ebn0 = f"{row['ebn0_db']:g}" if "ebn0_db" in row else "-"
-        print(f"{row['implementation']:14s} {row['modulation']:10s} {row['demapping']:10s} {ebn0:>6s} {row['mbit_per_s']:9.2f}")
-    out = write_json(args.out, {"rows": rows, "meta": run_metadata(None, "cpu", threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), snr_db=SNR_DB)})
+        print(f"{row['implementation']:14s} {row['modulation']:10s} {row['demapping']:10s} {row.get('busy', 0):>4d} {ebn0:>6s} {row['mbit_per_s']:9.2f}")
+    out = write_json(args.out, {"rows": rows, "meta": run_metadata(None, "cpu", threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(), snr_db=SNR_DB,
+                                                                   load_average_1min=load, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))})
     print(f"wrote {out}")
 
 

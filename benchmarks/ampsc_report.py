@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -45,6 +46,23 @@ def collect(runs: Path, names: list[str], out: Path, scale: str = "cpu") -> list
     return found
 
 
+AMPSC_BITS, AMPSC_CHANNEL_USES = 2048, 512
+"""AMP-SC at 4 bits: 512 values x 4 bits per image on uncoded 16-QAM, 512 channel uses."""
+
+
+def on_ebn0_axis(reference: dict) -> dict:
+    """A classical reference swept over Es/N0 drawn on AMP-SC's Eb/N0 axis: the same channel uses
+    at the same Es/N0, so Eb/N0 = Es/N0 - 10 log10(2048 bits / 512 channel uses) = Es/N0 - 6.02 dB."""
+    if reference["meta"].get("snr_kind", "esn0") != "esn0":
+        return reference
+    offset = 10 * math.log10(AMPSC_BITS / AMPSC_CHANNEL_USES)
+    curves = reference["results"]
+    keep = [i for i, s in enumerate(curves["snr_db"]) if -0.5 <= s - offset <= 18.5]
+    shifted = {key: [values[i] for i in keep] for key, values in curves.items() if isinstance(values, list) and len(values) == len(curves["snr_db"])}
+    shifted["snr_db"] = [round(curves["snr_db"][i] - offset, 2) for i in keep]
+    return {**reference, "name": f"{reference['name']}, Es/N0 = Eb/N0 + {offset:.2f} dB", "results": shifted}
+
+
 def training_seconds(results: dict) -> float:
     """Training time of every step the system's weights went through (cached shared steps included)."""
     total = 0.0
@@ -72,9 +90,10 @@ def main() -> None:
     parser.add_argument("--runs", default="runs", type=Path)
     parser.add_argument("--out", default="docs/results/ampsc", type=Path)
     parser.add_argument("--scale", default="cpu", choices=("cpu", "zoo"))
-    parser.add_argument("--reference", type=Path, help="a classical reference results JSON on the Eb/N0 axis (reference-<codec>.json of digisem eval --reference), drawn on the 4-bit plot")
+    parser.add_argument("--reference", type=Path, action="append", default=[],
+                        help="a classical reference results JSON at 512 channel uses (digisem baseline ... --channel-uses 512), drawn on the 4-bit plot; repeatable")
     args = parser.parse_args()
-    reference = [json.loads(args.reference.read_text())] if args.reference else []
+    reference = [on_ebn0_axis(json.loads(path.read_text())) for path in args.reference]
     four = collect(args.runs, SYSTEMS_4BIT, args.out, args.scale)
     two = collect(args.runs, SYSTEMS_2BIT, args.out, args.scale) if args.scale == "cpu" else []
     mask = collect(args.runs, SYSTEMS_MASK, args.out, args.scale) if args.scale == "cpu" else []

@@ -1,5 +1,6 @@
 """JCM and SCDM recipes end to end on the bundled samples, and `digisem eval` with every denoiser."""
 
+import hashlib
 import json
 
 import pytest
@@ -96,3 +97,23 @@ def test_eval_and_train_errors_are_one_line(smoke_runs, capsys):
 def test_scdm_recipe_without_its_codec_says_how_to_train_it(tmp_path):
     with pytest.raises(RecipeError, match=r"train it first \(digisem train jcm-smoke\)"):
         run_recipe(load_recipe("scdm-smoke"), tmp_path, progress=False)
+
+
+def test_a_jcm_recipe_fine_tuned_from_an_earlier_run_starts_from_its_weights(smoke_runs):
+    """train.init_from (the per-SNR family fine-tuned from the single codec): with lr 0 the encoder's
+    and decoder's parameters stay the base run's; the stage is cached under the base weights' sha256."""
+    runs, codec_dir, _ = smoke_runs
+    recipe = load_recipe("jcm-smoke")
+    recipe.update(name="jcm-smoke-tuned")
+    recipe["train"].update(snr_db=-6.0, lr=0.0, init_from="jcm-smoke")
+    tuned_dir = run_recipe(recipe, runs, progress=False)
+    tuned, _ = read_weights(tuned_dir / "model.safetensors")
+    base, _ = read_weights(codec_dir / "model.safetensors")
+    # parameters only: batch-norm running statistics move in training mode even at lr 0
+    weights = [key for key in base if key.startswith(("encoder.", "decoder.")) and "running_" not in key and "num_batches" not in key]
+    assert weights and all(torch.equal(tuned[key], base[key]) for key in weights)
+    stages = {json.loads(path.read_text()).get("initial_weights") for path in (runs / "_stages").glob("*-jcm/fingerprint.json")}
+    assert hashlib.sha256((codec_dir / "model.safetensors").read_bytes()).hexdigest() in stages
+    recipe["train"]["init_from"] = "never-trained"
+    with pytest.raises(RecipeError, match="digisem train never-trained"):
+        run_recipe(recipe, runs, progress=False)

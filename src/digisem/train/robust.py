@@ -19,10 +19,8 @@ steps}`` on images in [0, 1].
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,9 +32,9 @@ from ..digitize import VectorQuantizer
 from ..evaluate import task_loss
 from ..systems.base import RecipeContext, RecipeSpec, Stage, register_recipe
 from ..systems.vqvae import MaskedVQVAE, similarity_loss
-from ..weights import read_weights
 from .recipe import RecipeError
 from .schema import AttackSection
+from .warm_start import initialize_from
 
 TRAINABLE = ("encoder", "fims", "digitizer", "decoder", "head")
 
@@ -56,26 +54,6 @@ class RobustTraining:
     weights: dict[str, float] = field(default_factory=dict)
     init_from: str | None = None
     precision: str = "fp32"
-
-
-def _initialize_from(model: MaskedVQVAE, runs_dir: Path, run_name: str | None) -> str | None:
-    """Start from the weights of an earlier run ``runs_dir/run_name`` (e.g. adversarial fine-tuning of
-    a clean model, as the authors fine-tune a pretrained ViT); parts the earlier model lacks (FIMs,
-    the noise profile of noise-related masking) keep their fresh initialization. Returns the source file's sha256 (None without ``run_name``)."""
-    if not run_name:
-        return None
-    source = Path(runs_dir) / run_name / "model.safetensors"
-    if not source.is_file():
-        raise RecipeError(f"train.init_from {run_name!r}: no trained run at {source}; train it first with: digisem train {run_name}")
-    state, _ = read_weights(source)
-    own = model.state_dict()
-    missing = [key for key in own if key not in state]
-    unexpected = [key for key in state if key not in own]
-    resized = [key for key in state if key in own and state[key].shape != own[key].shape]
-    if unexpected or resized or any(not key.startswith("fims.") and key != "noise_profile" for key in missing):
-        raise RecipeError(f"train.init_from {run_name!r} does not fit this model: missing {missing}, unexpected {unexpected}, other shapes {resized}")
-    model.load_state_dict(state, strict=False)
-    return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
 def robust_loss(model_call, images: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor | None, weights: dict[str, float], *, snr_db=None, link=None,
@@ -116,7 +94,7 @@ def robust_stages(context: RecipeContext) -> Iterator[Stage]:
         raise RecipeError(f"recipe section link: {err}") from err
     attack = attack_from_spec(train["attack"])
     weights = train["weights"]
-    initial_weights = _initialize_from(model, context.runs_dir, train["init_from"])
+    initial_weights = initialize_from(model, context.runs_dir, train["init_from"], may_lack=lambda key: key.startswith("fims.") or key == "noise_profile")
     snr_db = train["snr_db"] if link is not None else None
     awp = AdversarialWeightPerturbation(model, train["awp_gamma"]) if train["awp_gamma"] > 0 else None
     reconstruction = model.config.task == "reconstruction"

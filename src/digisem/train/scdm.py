@@ -41,13 +41,15 @@ from ..systems.scdm import SCDM, SCDMConfig, dsm_loss, sample, to_complex, to_re
 from ..weights import read_weights
 from .loop import distributed_context
 from .recipe import RecipeError, stage_key
+from .warm_start import initialize_from
 
 
 @dataclass
 class JCMTraining:
     """The ``train`` section of a JCM recipe: Es/N0 of training ``snr_db`` (dB per complex symbol),
-    ``epochs``, ``lr``, ``class_weight`` of the classification term, and the training ``link``
-    (a symbol channel spec, default AWGN) and ``precision`` (``fp32``, or ``bf16`` autocast)."""
+    ``epochs``, ``lr``, ``class_weight`` of the classification term, the training ``link``
+    (a symbol channel spec, default AWGN), ``precision`` (``fp32``, or ``bf16`` autocast) and
+    ``init_from`` (an earlier JCM run to fine-tune, e.g. the single codec for a per-SNR member)."""
 
     snr_db: float
     epochs: int
@@ -55,6 +57,7 @@ class JCMTraining:
     class_weight: float = 0.0
     link: str = "awgn"
     precision: str = "fp32"
+    init_from: str | None = None
 
 
 @dataclass
@@ -84,8 +87,8 @@ def all_images(dataset: Dataset, limit: int | None = None) -> torch.Tensor:
 
 
 def jcm_stages(context: RecipeContext) -> Iterator[Stage]:
-    """Train a JCM codec at ``train.snr_db`` over ``train.link``, then fit its symbol prior (the MMSE
-    baseline's) on 2,000 training images."""
+    """Train a JCM codec at ``train.snr_db`` over ``train.link`` (from scratch, or from the run
+    ``train.init_from``), then fit its symbol prior (the MMSE baseline's) on 2,000 training images."""
     model, train = context.model, context.recipe["train"]
     link = model.link_for(train["link"])
 
@@ -94,7 +97,9 @@ def jcm_stages(context: RecipeContext) -> Iterator[Stage]:
         outputs = model_call(images, link=link, snr_db=train["snr_db"], generator=generator)
         return reconstruction_loss(outputs, images, labels, train["class_weight"]), {}
 
-    yield Stage("jcm", train["epochs"], train["lr"], ("encoder", "decoder"), loss, precision=train["precision"])
+    initial_weights = initialize_from(model, context.runs_dir, train["init_from"])
+    yield Stage("jcm", train["epochs"], train["lr"], ("encoder", "decoder"), loss, precision=train["precision"],
+                fingerprint={"initial_weights": initial_weights} if initial_weights else {})
     model.cpu()
     model.fit_symbol_prior(all_images(context.train_set, 2000), torch.Generator().manual_seed(context.seed))
 

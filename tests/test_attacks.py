@@ -11,7 +11,9 @@ from digisem.attacks import (
     adversarial_training_step,
     fgsm,
     iterative_fgsm,
+    patch_attack,
     pgd,
+    pgd_l2,
     signal_to_semantic_noise_db,
     universal_receiver_noise,
 )
@@ -143,7 +145,7 @@ def test_adversarial_training_step_applies_the_gradient_taken_at_the_perturbed_w
 def test_from_spec_builds_the_named_attack(generator):
     from digisem.attacks import ATTACKS, from_spec
 
-    assert ATTACKS == ("none", "fgsm", "ifgsm", "pgd")
+    assert ATTACKS == ("none", "fgsm", "ifgsm", "pgd", "pgd-l2", "patch")
     x = torch.rand(4, 3, 8, 8, generator=generator) * 0.8 + 0.1
     w = torch.randn(3, 8, 8, generator=generator)
     assert torch.equal(from_spec({"kind": "fgsm", "epsilon": 0.05})(linear_loss(w), x), fgsm(linear_loss(w), x, 0.05))
@@ -166,3 +168,58 @@ def test_from_spec_refuses_bad_specs():
         from_spec({"kind": "pgd", "epsilon": 0.1, "step": 0.01})
     with pytest.raises(ValueError, match="needs epsilon"):
         from_spec({"kind": "fgsm"})
+
+
+def test_pgd_l2_converges_to_the_closed_form_optimum_of_a_linear_loss(generator):
+    """For ``<w, x>`` without bounds the best L2 perturbation of radius eps is ``eps w / ||w||``: from
+    any start in the ball, steps of length 10 eps leave at most a tenth of the off-axis part after
+    each projection, so 8 of them reach it; and every example stays in its ball."""
+    x = torch.rand(4, 3, 8, 8, generator=generator)
+    w = torch.randn(3, 8, 8, generator=generator)
+    adversarial = pgd_l2(linear_loss(w), x, 0.5, 5.0, 8, bounds=None, generator=generator)
+    assert torch.allclose(adversarial, x + 0.5 * w / w.norm(), atol=1e-5)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.Tanh(), nn.Linear(16, 1))
+    loss = lambda images: model(images).squeeze(1)
+    x = x * 0.8 + 0.1
+    attacked = pgd_l2(loss, x, 0.3, 0.1, 5, generator=generator)
+    assert bool(((attacked - x).flatten(1).norm(dim=1) <= 0.3 + 1e-5).all()) and float(attacked.min()) >= 0 and float(attacked.max()) <= 1
+    with torch.no_grad():
+        assert bool((loss(attacked) > loss(x)).all()), "the attack must increase every example's loss"
+
+
+def test_a_patch_changes_one_square_per_image_to_the_linear_loss_optimum(generator):
+    """Outside the square every value is the image's; inside, a linear loss drives each value to the
+    bound its weight's sign points to (1 where w > 0, 0 where w < 0) within ceil(1 / step) steps."""
+    x = torch.rand(5, 3, 16, 16, generator=generator) * 0.8 + 0.1
+    w = torch.randn(3, 16, 16, generator=generator)
+    adversarial = patch_attack(linear_loss(w), x, 6, 0.25, 4, generator=torch.Generator().manual_seed(1))
+    changed = (adversarial != x).any(1)  # [B, H, W]
+    for image in range(5):
+        rows, cols = changed[image].nonzero(as_tuple=True)
+        assert int(rows.max() - rows.min()) + 1 == 6 and int(cols.max() - cols.min()) + 1 == 6, "one 6x6 square"
+        square = (slice(None), slice(int(rows.min()), int(rows.min()) + 6), slice(int(cols.min()), int(cols.min()) + 6))
+        assert torch.equal(adversarial[image][square], (w[square] > 0).to(x.dtype))
+        outside = torch.ones(16, 16, dtype=torch.bool)
+        outside[square[1:]] = False
+        assert torch.equal(adversarial[image][:, outside], x[image][:, outside])
+    again = patch_attack(linear_loss(w), x, 6, 0.25, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(adversarial, again), "the generator draws the positions"
+
+
+def test_the_concentrated_attacks_are_built_and_checked_by_the_factory(generator):
+    from digisem.attacks import from_spec
+
+    x = torch.rand(2, 3, 8, 8, generator=generator)
+    w = torch.randn(3, 8, 8, generator=generator)
+    a = from_spec({"kind": "pgd-l2", "epsilon": 0.5, "step": 0.2, "steps": 3})(linear_loss(w), x, torch.Generator().manual_seed(2))
+    assert torch.equal(a, pgd_l2(linear_loss(w), x, 0.5, 0.2, 3, generator=torch.Generator().manual_seed(2)))
+    b = from_spec({"kind": "patch", "size": 4, "step": 0.5, "steps": 2, "epsilon": 0.0})(linear_loss(w), x, torch.Generator().manual_seed(2))
+    assert torch.equal(b, patch_attack(linear_loss(w), x, 4, 0.5, 2, generator=torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError, match="needs size"):
+        from_spec({"kind": "patch", "step": 0.5, "steps": 2})
+    with pytest.raises(ValueError, match="the L2 budget"):
+        from_spec({"kind": "pgd-l2", "step": 0.5, "steps": 2})
+    with pytest.raises(ValueError, match=r"patch size must be in \[1, 8\]"):
+        patch_attack(linear_loss(w), x, 9, 0.5, 2)
+    with pytest.raises(ValueError, match=r"needs images \[B, C, H, W\]"):
+        patch_attack(linear_loss(w[0]), x[:, 0], 2, 0.5, 2)

@@ -94,3 +94,20 @@ def test_zoo_jscc_on_real_cifar10_loses_most_of_its_accuracy_to_semantic_noise(t
     assert results["n_images"] == 50
     assert results["clean_accuracy"] > 0.25
     assert results["attacked_accuracy"] < 0.15
+
+
+@pytest.mark.parametrize("extra,spec", [
+    (["--attack", "patch", "--patch-size", "6"], {"kind": "patch", "size": 6, "step": 0.25, "steps": 5}),
+    (["--attack", "pgd-l2", "--eps", "0.5"], {"kind": "pgd-l2", "epsilon": 0.5, "step": 0.125, "steps": 5}),
+])
+def test_the_concentrated_attacks_run_from_the_command_line(trained, tmp_path, extra, spec):
+    assert attack(trained, tmp_path / "att", *extra) == 0
+    results = json.loads((tmp_path / "att" / "attack.json").read_text())
+    assert results["attack"] == spec
+    assert 0.0 <= results["attacked_accuracy"] <= 1.0
+
+
+def test_a_patch_larger_than_the_image_is_a_usage_error(trained, tmp_path, capsys):
+    assert attack(trained, tmp_path / "att", "--attack", "patch", "--patch-size", "40") == 2
+    assert "--patch-size must be in [1, 32]" in capsys.readouterr().err
+    assert not (tmp_path / "att").exists()

@@ -6,6 +6,9 @@ cross-entropy for classification, ...), which the attack increases.
 
 - :func:`fgsm` (eq. 6) and :func:`iterative_fgsm` (eq. 7, L-infinity projection; ``random_start``
   makes it PGD): sample-dependent semantic noise added to the image at the transmitter.
+- :func:`pgd_l2` and :func:`patch_attack`: semantic noise that concentrates its energy (an L2 ball
+  lets a few pixels change a lot; a patch changes one square freely), against which noise-related
+  masking can learn a non-flat noise profile.
 - :func:`universal_receiver_noise` (Algorithm 1): one sample-independent perturbation sent by an
   attacker who knows only the statistics of its channel ``H_a`` to the receiver; received signal
   ``y = H_t x + n + H_a dx`` (eq. 8).
@@ -99,6 +102,69 @@ def iterative_fgsm(
 def pgd(loss_fn: LossFn, x: torch.Tensor, epsilon: float, step: float, steps: int, *, bounds: tuple[float, float] | None = (0.0, 1.0), generator: torch.Generator | None = None) -> torch.Tensor:
     """Projected gradient descent with a random start: :func:`iterative_fgsm` with ``random_start=True``."""
     return iterative_fgsm(loss_fn, x, epsilon, step, steps, random_start=True, bounds=bounds, generator=generator)
+
+
+def _per_example_norm(x: torch.Tensor) -> torch.Tensor:
+    """L2 norm of each example of ``x : [B, ...]``, shaped ``[B, 1, ..., 1]`` for broadcasting."""
+    return x.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
+
+
+def pgd_l2(loss_fn: LossFn, x: torch.Tensor, epsilon: float, step: float, steps: int, *, bounds: tuple[float, float] | None = (0.0, 1.0),
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """PGD in an L2 ball: ``steps`` ascent steps of L2 length ``step`` along each example's normalized
+    gradient, each projected onto ``||x' - x||_2 <= epsilon`` (per example, over all its values) and
+    clamped to ``bounds``; starts from a uniform direction at a uniform radius in the ball.
+
+    Input: ``x : [B, ...]``; ``epsilon``, ``step`` in the units of ``x`` (L2 over all of an
+    example's values: for a CIFAR image, ``0.016 * sqrt(3072) = 0.89`` is the L2 norm of the largest
+    L-infinity ``0.016`` perturbation); ``steps >= 1``. Output: ``x' : [B, ...]`` (detached).
+    """
+    _check_budget(epsilon)
+    if steps < 1 or step <= 0:
+        raise InputError(f"need steps >= 1 and step > 0, got steps={steps}, step={step}")
+    original = x.detach()
+    direction = torch.randn(original.shape, generator=generator, device=original.device, dtype=original.dtype)
+    radius = torch.rand((original.shape[0],) + (1,) * (original.dim() - 1), generator=generator, device=original.device, dtype=original.dtype)
+    adversarial = original + epsilon * radius * direction / _per_example_norm(direction).clamp_min(1e-12)
+    for _ in range(steps):
+        if bounds is not None:
+            adversarial = adversarial.clamp(*bounds)
+        gradient = _input_gradient(loss_fn, adversarial)
+        adversarial = adversarial + step * gradient / _per_example_norm(gradient).clamp_min(1e-12)
+        delta = adversarial - original
+        adversarial = original + delta * (epsilon / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+    return adversarial.clamp(*bounds) if bounds is not None else adversarial
+
+
+def patch_attack(loss_fn: LossFn, x: torch.Tensor, size: int, step: float, steps: int, *, bounds: tuple[float, float] = (0.0, 1.0),
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """An adversarial patch: a ``size x size`` square at a uniformly drawn position of each image whose
+    content is free within ``bounds`` (``steps`` sign-gradient steps of size ``step``, starting from
+    the image); every value outside the square is unchanged.
+
+    Input: ``x : [B, C, H, W]``; ``size`` in pixels (``1 <= size <= min(H, W)``); ``step`` in the
+    units of ``x``. Output: ``x' : [B, C, H, W]`` (detached).
+    """
+    if x.dim() != 4:
+        raise InputError(f"patch_attack needs images [B, C, H, W], got shape {tuple(x.shape)}")
+    height, width = x.shape[-2:]
+    if not 1 <= size <= min(height, width):
+        raise InputError(f"patch size must be in [1, {min(height, width)}] pixels for {height}x{width} images, got {size}")
+    if steps < 1 or step <= 0:
+        raise InputError(f"need steps >= 1 and step > 0, got steps={steps}, step={step}")
+    original = x.detach()
+    count = original.shape[0]
+    top = torch.randint(0, height - size + 1, (count,), generator=generator, device=original.device)
+    left = torch.randint(0, width - size + 1, (count,), generator=generator, device=original.device)
+    rows = torch.arange(height, device=original.device)
+    cols = torch.arange(width, device=original.device)
+    inside_rows = (rows[None] >= top[:, None]) & (rows[None] < top[:, None] + size)
+    inside_cols = (cols[None] >= left[:, None]) & (cols[None] < left[:, None] + size)
+    mask = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None].to(original.dtype)
+    adversarial = original.clone()
+    for _ in range(steps):
+        adversarial = (adversarial + step * mask * _input_gradient(loss_fn, adversarial).sign()).clamp(*bounds)
+    return original * (1 - mask) + adversarial * mask
 
 
 def universal_receiver_noise(
@@ -234,7 +300,7 @@ def adversarial_training_step(
     return float(loss.detach())
 
 
-ATTACKS = ("none", "fgsm", "ifgsm", "pgd")
+ATTACKS = ("none", "fgsm", "ifgsm", "pgd", "pgd-l2", "patch")
 """The attack kinds of :func:`from_spec` (and of ``digisem attack --attack``)."""
 
 Attack = Callable[..., torch.Tensor]
@@ -242,9 +308,13 @@ Attack = Callable[..., torch.Tensor]
 
 
 def from_spec(spec: dict | None) -> Attack | None:
-    """The one attack factory: ``{kind: none|fgsm|ifgsm|pgd, epsilon, step, steps}`` (L-infinity budget
-    ``epsilon`` and step ``step`` on images in [0, 1], ``steps`` iterations) -> ``attack(loss_fn,
-    images, generator=None) -> images'``; None for kind ``none`` (or no spec).
+    """The one attack factory -> ``attack(loss_fn, images, generator=None) -> images'``; None for kind
+    ``none`` (or no spec). Kinds and their keys (budgets and steps in the units of images in [0, 1]):
+
+    - ``fgsm``: ``epsilon`` (L-infinity);
+    - ``ifgsm``, ``pgd``: ``epsilon`` (L-infinity), ``step``, ``steps``;
+    - ``pgd-l2``: ``epsilon`` (L2 over an image's values), ``step`` (L2 length), ``steps``;
+    - ``patch``: ``size`` (pixels of the square), ``step``, ``steps``.
 
     Example
     -------
@@ -255,8 +325,14 @@ def from_spec(spec: dict | None) -> Attack | None:
     kind = spec["kind"]
     if kind not in ATTACKS:
         raise InputError(f"unknown attack {kind!r}: use one of {ATTACKS}")
+    if kind == "patch":
+        if spec.get("size") is None or spec.get("step") is None or spec.get("steps") is None:
+            raise InputError(f"attack 'patch' needs size (pixels), step and steps, got {spec}")
+        size, step, steps = int(spec["size"]), float(spec["step"]), int(spec["steps"])
+        return lambda loss_fn, x, generator=None: patch_attack(loss_fn, x, size, step, steps, generator=generator)
     if spec.get("epsilon") is None:
-        raise InputError(f"attack {kind!r} needs epsilon (the L-infinity budget on images in [0, 1]), got {spec}")
+        norm = "L2" if kind == "pgd-l2" else "L-infinity"
+        raise InputError(f"attack {kind!r} needs epsilon (the {norm} budget on images in [0, 1]), got {spec}")
     epsilon = float(spec["epsilon"])
     if kind == "fgsm":
         return lambda loss_fn, x, generator=None: fgsm(loss_fn, x, epsilon)
@@ -265,4 +341,6 @@ def from_spec(spec: dict | None) -> Attack | None:
     step, steps = float(spec["step"]), int(spec["steps"])
     if kind == "ifgsm":
         return lambda loss_fn, x, generator=None: iterative_fgsm(loss_fn, x, epsilon, step, steps)
+    if kind == "pgd-l2":
+        return lambda loss_fn, x, generator=None: pgd_l2(loss_fn, x, epsilon, step, steps, generator=generator)
     return lambda loss_fn, x, generator=None: pgd(loss_fn, x, epsilon, step, steps, generator=generator)

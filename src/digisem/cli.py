@@ -475,7 +475,7 @@ def command_zoo(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
-ATTACK_CHOICES = ("ifgsm", "fgsm", "pgd")
+ATTACK_CHOICES = ("ifgsm", "fgsm", "pgd", "pgd-l2", "patch")
 
 
 def command_attack(args: argparse.Namespace) -> int:
@@ -490,9 +490,11 @@ def command_attack(args: argparse.Namespace) -> int:
     from digisem.plots import reconstruction_grid
 
     if not args.eps >= 0:
-        raise UsageError(f"--eps is an L-infinity budget on images in [0, 1] and must be >= 0, got {args.eps}")
+        raise UsageError(f"--eps is an L-infinity budget on images in [0, 1] (L2 for pgd-l2) and must be >= 0, got {args.eps}")
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.attack == "patch" and not 1 <= args.patch_size <= 32:
+        raise UsageError(f"--patch-size must be in [1, 32] pixels (CIFAR images are 32x32), got {args.patch_size}")
     _check_limit(args.limit)
     model, metadata = zoo.load(args.model)
     if getattr(model, "task", None) != "classification":
@@ -502,8 +504,12 @@ def command_attack(args: argparse.Namespace) -> int:
     _check_link_snrs(link, [args.snr], "esn0")
     out = _output_folder(args.out)
     dataset, description = _test_set(model, args.data, args.limit)
-    step = args.step if args.step is not None else 1.25 * args.eps / args.steps
-    spec = {"kind": args.attack, "epsilon": args.eps, "step": step, "steps": args.steps} if args.eps > 0 else {"kind": "none"}
+    if args.attack == "patch":
+        step = args.step if args.step is not None else 0.25
+        spec = {"kind": "patch", "size": args.patch_size, "step": step, "steps": args.steps}
+    else:
+        step = args.step if args.step is not None else 1.25 * args.eps / args.steps
+        spec = {"kind": args.attack, "epsilon": args.eps, "step": step, "steps": args.steps} if args.eps > 0 else {"kind": "none"}
     attack = attack_from_spec(spec)
     started = time.perf_counter()
     curves = sweep(model, link, [args.snr], dataset, attack=attack, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"attack {args.model}")
@@ -526,7 +532,7 @@ def command_attack(args: argparse.Namespace) -> int:
     if attack is not None:
         generator = torch.Generator().manual_seed(args.seed)
         adversarial = attack(lambda x: torch.nn.functional.cross_entropy(model(x, generator=generator)["logits"], labels, reduction="none"), images, generator)
-    scale = max(args.eps, 1e-12)
+    scale = max(float((adversarial - images).abs().max()), 1e-12) if args.attack in ("patch", "pgd-l2") else max(args.eps, 1e-12)
     rows = [("clean", images), (f"noise x{0.5 / scale:.0f}", (adversarial - images) / (2 * scale) + 0.5), ("attacked", adversarial)]
     reconstruction_grid(rows, out / "perturbation.png", title=f"{args.model}: {args.attack} semantic noise, epsilon {args.eps:g}")
     print(f"{args.model}: {len(dataset)} images, Es/N0 {args.snr:g} dB, {args.attack} epsilon {args.eps:g}")
@@ -710,10 +716,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     attack = verbs.add_parser("attack", help="clean vs attacked accuracy of a pretrained classifier under semantic noise", description=command_attack.__doc__)
     attack.add_argument("model", help="zoo name (vqvae-fim-at-cifar10, jscc-cifar10), run folder or weights file")
-    attack.add_argument("--eps", type=float, default=0.016, help="L-infinity budget of the semantic noise on images in [0, 1] (default 0.016, the paper's)")
-    attack.add_argument("--attack", choices=ATTACK_CHOICES, default="ifgsm", help="ifgsm (eq. 7, default), fgsm (eq. 6) or pgd (random start)")
-    attack.add_argument("--steps", type=int, default=5, help="K iterations of ifgsm/pgd (default 5)")
-    attack.add_argument("--step", type=float, default=None, help="alpha per iteration (default 1.25 eps / K, so K alpha > eps)")
+    attack.add_argument("--eps", type=float, default=0.016, help="budget of the semantic noise on images in [0, 1]: L-infinity (default 0.016, the paper's), L2 for pgd-l2 (e.g. 0.5)")
+    attack.add_argument("--attack", choices=ATTACK_CHOICES, default="ifgsm",
+                        help="ifgsm (eq. 7, default), fgsm (eq. 6), pgd (random start), pgd-l2 (L2 ball) or patch (a free square of --patch-size pixels)")
+    attack.add_argument("--steps", type=int, default=5, help="K iterations of ifgsm/pgd/pgd-l2/patch (default 5)")
+    attack.add_argument("--step", type=float, default=None, help="alpha per iteration (default 1.25 eps / K, so K alpha > eps; 0.25 for patch)")
+    attack.add_argument("--patch-size", type=int, default=8, help="side in pixels of the patch attack's square (default 8)")
     attack.add_argument("--snr", type=float, default=3.0, help="Es/N0 in dB per complex symbol of the model's link (default 3)")
     attack.add_argument("--data", default=None, help="data root holding CIFAR-10 (default $DIGISEM_DATA) or 'samples' for the bundled images")
     attack.add_argument("--limit", type=int, default=None, help="attack only the first N test images (class-balanced)")

@@ -144,7 +144,7 @@ def test_defaults_are_filled_and_numbers_normalized():
     scdm = checked(load_recipe("scdm-smoke"))
     assert scdm["joint"]["epochs"] == 1 and scdm["train"]["batch_size"] == 4
     robust = checked(load_recipe("robust-smoke"))
-    assert robust["train"]["init_from"] is None and robust["train"]["attack"] == {"kind": "pgd", "epsilon": 0.016, "step": 0.006, "steps": 3}
+    assert robust["train"]["init_from"] is None and robust["train"]["attack"] == {"kind": "pgd", "epsilon": 0.016, "step": 0.006, "steps": 3, "size": None}
     assert robust["eval"]["attack"]["kind"] == "ifgsm"
     # the check returns a new recipe: the loaded one is not changed
     original = load_recipe("jcm-smoke")

@@ -36,13 +36,15 @@ class DataSection:
 
 @dataclasses.dataclass
 class AttackSection:
-    """An attack: ``kind`` (none, fgsm, ifgsm, pgd), L-infinity ``epsilon`` on images in [0, 1],
-    ``step`` and ``steps`` of the iterative attacks."""
+    """An attack (:func:`digisem.attacks.from_spec`): ``kind`` (none, fgsm, ifgsm, pgd, pgd-l2,
+    patch), ``epsilon`` on images in [0, 1] (L-infinity; L2 for pgd-l2), ``step`` and ``steps`` of
+    the iterative attacks, ``size`` in pixels of the patch."""
 
     kind: str = "none"
     epsilon: float = 0.0
     step: float | None = None
     steps: int | None = None
+    size: int | None = None
 
 
 @dataclasses.dataclass

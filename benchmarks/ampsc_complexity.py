@@ -15,6 +15,8 @@ from digisem.systems.ampsc import AMPSC, AMPSCConfig, receiver_complexity
 CONFIGS = {
     "AMP-SC, CIFAR, cpu scale (width 48, IRSNet 16)": (AMPSCConfig(preset="cifar", width=48, irsnet_width=16), 32),
     "SoftHe22, CIFAR, cpu scale (width 48)": (AMPSCConfig(preset="cifar", width=48, irsnet=False), 32),
+    "AMP-SC, CIFAR, zoo scale (width 64, IRSNet 24)": (AMPSCConfig(preset="cifar", width=64, irsnet_width=24), 32),
+    "SoftHe22, CIFAR, zoo scale (width 64)": (AMPSCConfig(preset="cifar", width=64, irsnet=False), 32),
     "AMP-SC, CIFAR, paper width (256, IRSNet 64)": (AMPSCConfig(preset="cifar", width=256, irsnet_width=64), 32),
     "SoftHe22, CIFAR, paper width (256)": (AMPSCConfig(preset="cifar", width=256, irsnet=False), 32),
     "AMP-SC, high resolution, authors' layout (ratio 1/24, IRSNet 64), 256x256": (AMPSCConfig(preset="hr", width=256, ratio=1 / 24, irsnet_width=64), 256),

@@ -318,3 +318,27 @@ def test_a_sweep_encodes_each_batch_once_with_the_numbers_of_encoding_at_every_s
     every = sweep(system, link, snrs, images, snr_kind=snr_kind, batch_size=4, progress=False)
     assert calls == [4, 4, 4, 2, 2, 2]
     assert once == every
+
+
+# ---------------------------------------------------------------------------------------------------
+# a sweep under torchrun
+
+
+@pytest.mark.slow
+def test_eval_under_torchrun_shares_the_snr_points_and_gives_the_single_process_numbers(tmp_path):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun") or pytest.skip("torchrun is not on PATH")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    eval_args = ["-m", "digisem.cli", "eval", "ampsc-cifar10-4bit", "--data", "samples", "--snr", "0,4,8,12,16", "--quiet"]
+    single = subprocess.run([sys.executable, *eval_args, "--out", str(tmp_path / "one")], capture_output=True, text=True, timeout=600, env=env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    sharded = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", *eval_args, "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=600, env=env)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert two["results"] == one["results"] and two["meta"]["ranks"] == 2 and one["meta"]["ranks"] == 1

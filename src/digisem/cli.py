@@ -270,6 +270,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
     from digisem import zoo
     from digisem.data import sample_images
+    from digisem.distributed import distributed_context
     from digisem.evaluate import sweep
     from digisem.io import run_metadata, write_json
     from digisem.link import link_snr_db
@@ -305,7 +306,11 @@ def command_eval(args: argparse.Namespace) -> int:
     out = _output_folder(args.out or f"runs/eval-{Path(str(args.model)).name}-{args.channel or 'default'}" + (f"-{args.denoiser}" if restorer is not None else ""))
     dataset, description = _test_set(system, args.data, args.limit)
     started = time.perf_counter()
-    curves = sweep(system, link, snrs, dataset, snr_kind=snr_kind, mode=mode, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"eval {args.model}")
+    curves = sweep(system, link, snrs, dataset, snr_kind=snr_kind, mode=mode, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"eval {args.model}",
+                   shard=True)
+    rank, world_size = distributed_context()
+    if rank != 0:  # under torchrun every rank swept its share of the SNR points; rank 0 writes
+        return 0
     name = metadata.get("name", str(args.model)) + (f" + {label}" if restorer is not None or args.no_restorer else "")
     channel = args.channel or describe(link_spec)
     axis = SNR_LABELS[snr_kind]
@@ -316,7 +321,7 @@ def command_eval(args: argparse.Namespace) -> int:
         "results": curves,
         "meta": run_metadata(args.seed, "cpu", dataset=description, n_images=len(dataset), channel=channel, link=link_spec, snr_kind=snr_kind, mode=mode or system.default_mode,
                              denoiser=args.denoiser, scdm=args.scdm if args.denoiser.startswith("scdm") else None, sampler=args.sampler,
-                             psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(time.perf_counter() - started, 1)),
+                             psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(time.perf_counter() - started, 1), ranks=world_size),
     }
     write_json(out / "results.json", results)
     written = [out / "results.json"]

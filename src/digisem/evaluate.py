@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from . import metrics
+from .distributed import distributed_context
 from .io import derived_seed, run_metadata
 from .link import link_snr_db
 from .link.errors import InputError
@@ -191,6 +192,7 @@ def sweep(
     seed: int = 0,
     progress: bool = True,
     label: str = "eval",
+    shard: bool = False,
     **options: Any,
 ) -> dict[str, list[float]]:
     """Sweep ``system`` over ``link`` at each SNR of ``snrs`` on ``dataset``.
@@ -211,11 +213,16 @@ def sweep(
     attack : callable, optional
         Transmitter-side semantic noise, computed once per image against the system without a
         channel; adds ``<metric>_attacked``.
+    shard : bool
+        Under ``torchrun``, share the SNR points across the ranks (every rank must call the sweep;
+        each returns the merged curves). False (default): this process sweeps every point.
     options
         Passed to the system's forward (e.g. ``restore=False`` for AMP-SC without IRSNet).
 
     Each batch is encoded once for all SNRs when the family declares ``encodes_once``
-    (:func:`encoding_once`), and the points run under ``torch.inference_mode``.
+    (:func:`encoding_once`), and the points run under ``torch.inference_mode``. With ``shard`` under
+    ``torchrun`` the ranks share the SNR points (rank ``r`` takes every ``world_size``-th) and every
+    rank returns the merged curves: the same numbers as one process.
 
     Output
     ------
@@ -238,23 +245,30 @@ def sweep(
     # point on the Eb/N0 and the Es/N0 axes draws other noise, with the same statistics
     generators = {snr: point_generator(seed, snr) for snr in computed}
     attack_generator = torch.Generator().manual_seed(derived_seed(seed, "attack"))
-    totals = {snr: _Totals() for snr in computed}
+    rank, world_size = distributed_context() if shard else (0, 1)
+    mine = computed[rank::world_size]  # sharded: each rank sweeps every world_size-th point
+    totals = {snr: _Totals() for snr in mine}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    with tqdm(total=len(loader) * len(computed), desc=label, disable=not progress, leave=False) as bar:
-        for batch in loader:
+    with tqdm(total=len(loader) * len(mine), desc=label, disable=not progress or rank != 0, leave=False) as bar:
+        for batch in loader if mine else ():
             images, labels = batch_parts(batch)
             adversarial = None
             if attack is not None:
                 adversarial = attack(lambda x, images=images, labels=labels: task_loss(system(x, mode=mode, generator=attack_generator, **options), images, labels), images, attack_generator)
             with torch.inference_mode():
-                for snr in computed:
+                for snr in mine:
                     out = sender(images, link=link, snr_db=link_snrs[snr], mode=mode, generator=generators[snr], **options)
                     score_output(out, images, labels, totals[snr])
                     if adversarial is not None:
                         attacked = sender(adversarial, link=link, snr_db=link_snrs[snr], mode=mode, generator=generators[snr], **options)
                         score_output(attacked, images, labels, totals[snr], suffix="_attacked")
                     bar.update(1)
-    means = [totals[snr].means() for snr in computed]
+    point_means = {snr: totals[snr].means() for snr in mine}
+    if world_size > 1:
+        gathered: list[dict[float, dict[str, float]] | None] = [None] * world_size
+        torch.distributed.all_gather_object(gathered, point_means)
+        point_means = {snr: point for part in gathered for snr, point in part.items()}
+    means = [point_means[snr] for snr in computed]
     if link is None:
         means = means * len(points)
     curves: dict[str, list[float]] = {"snr_db": points}

@@ -30,20 +30,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
+from ..distributed import distributed_context
 from ..io import derived_seed, remove_stale_temporaries, write_json, write_jsonl
 from ..link.errors import InputError
 from ..systems.base import Stage
 from ..weights import load_state, save_state, save_weights
-
-
-def distributed_context() -> tuple[int, int]:
-    """(rank, world size); initializes the process group once when launched by ``torchrun``."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def default_device() -> torch.device:

@@ -27,7 +27,8 @@ from ..snr import parse_snr_range
 from ..systems import FAMILIES
 from ..systems.base import RecipeContext
 from ..weights import save_weights
-from .loop import default_device, distributed_context, fit_stage
+from ..distributed import distributed_context
+from .loop import default_device, fit_stage
 from .recipe import RecipeError, dump_recipe, stage_key
 from .schema import check_recipe
 

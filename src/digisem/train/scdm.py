@@ -39,7 +39,7 @@ from ..systems.base import (
 from ..systems.jcm import JCM, reconstruction_loss
 from ..systems.scdm import SCDM, SCDMConfig, dsm_loss, sample, to_complex, to_real
 from ..weights import read_weights
-from .loop import distributed_context
+from ..distributed import distributed_context
 from .recipe import RecipeError, stage_key
 from .warm_start import initialize_from
 

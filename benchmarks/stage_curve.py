@@ -1,7 +1,8 @@
 """PSNR learning curve of a staged recipe (the AMP schedule): each stage's final weights (from the
 stage cache, ``runs/_stages/``) evaluated on the first N test images at a few SNRs over the run's
 evaluation link, against the cumulative training epochs. A loss logged per step (AMP's L1 terms
-differ from step to step) cannot be compared across steps; the PSNR of each stage's model can.
+differ from step to step) cannot be compared across steps; the PSNR of each stage's model can. A
+model's restorer (IRSNet) is used from the first step that trains it.
 
 Prints a table and writes ``<out>/stage_curve.json`` and ``<out>/stage_curve.png``.
 Usage: python benchmarks/stage_curve.py RUN [RUN ...] --out docs/results/ampsc/zoo [--runs runs]
@@ -25,6 +26,7 @@ from digisem.evaluate import sweep
 from digisem.io import atomic_write, run_metadata, write_json
 from digisem.snr import parse_snr_range
 from digisem.systems import FAMILIES
+from digisem.train.amp import STEPS
 from digisem.weights import read_weights
 
 
@@ -35,17 +37,21 @@ def stage_points(run_dir: Path, dataset, snrs: list[float]) -> list[dict]:
     family = FAMILIES[metadata["system"]]
     evaluation = results["meta"]["recipe"]["eval"]
     link = evaluation.get("link") or evaluation.get("channel") or family.default_link
+    schedule = results["meta"]["recipe"].get("schedule", [])
     rows, epochs = [], 0
-    for stage in results["meta"]["stages"]:
+    for index, stage in enumerate(results["meta"]["stages"]):
         stage_dir = Path(stage)
+        # a restorer is used from the first step that trains it (AMP's Steps 1-2 leave IRSNet untrained)
+        restored = getattr(model, "restorer", None) is not None and any(STEPS[entry["step"]]["restore"] for entry in schedule[: index + 1])
+        options = {} if getattr(model, "restorer", None) is None else {"restore": restored}
         epochs += len((stage_dir / "log.jsonl").read_text().splitlines())
         state, _ = read_weights(stage_dir / "model.safetensors")
         own = model.state_dict()
         # a stage shared with a model that has more parts (AMP-SC's Steps 1-2 carry an untrained IRSNet)
         model.load_state_dict({key: value for key, value in state.items() if key in own})
-        curves = sweep(model, link, snrs, dataset, snr_kind=family.snr_kind, batch_size=100, progress=False)
+        curves = sweep(model, link, snrs, dataset, snr_kind=family.snr_kind, batch_size=100, progress=False, **options)
         psnr = [round(value, 3) for value in curves["psnr"]]
-        rows.append({"stage": stage_dir.name.split("-", 1)[1], "epochs": epochs, "psnr": psnr, "psnr_mean": round(sum(psnr) / len(psnr), 3)})
+        rows.append({"stage": stage_dir.name.split("-", 1)[1], "epochs": epochs, "restorer": bool(options.get("restore")), "psnr": psnr, "psnr_mean": round(sum(psnr) / len(psnr), 3)})
         print(f"{run_dir.name:32s} {rows[-1]['stage']:10s} {epochs:4d} epochs  " + "  ".join(f"{v:6.2f}" for v in psnr) + f"  mean {rows[-1]['psnr_mean']:.2f}", flush=True)
     return rows
 

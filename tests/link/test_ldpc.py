@@ -1,4 +1,5 @@
-"""5G NR LDPC: round trips, coding gain, agreement with Sionna's decoder, parity checks, bad input."""
+"""5G NR LDPC: round trips, coding gain, agreement with Sionna's decoder and of the numba decoder with the
+torch one, parity checks, bad input."""
 
 import math
 
@@ -9,11 +10,15 @@ from conftest import assert_rate_within_binomial
 from scipy.stats import norm
 from sionna.phy.fec.ldpc import LDPC5GEncoder
 
-from digisem.link.ldpc import LDPC5GCode
+from digisem.link import ldpc
+from digisem.link.ldpc import DEFAULT_DECODER, LDPC5GCode
 
 # (k, n): BG2 rate 1/2, BG2 rate 1/3 with partial filler columns, BG2 rate 2/3, BG1 rate 0.92
 # with punctured core parity bits.
 CODES = [(512, 1024), (100, 300), (512, 768), (512, 555)]
+HAS_NUMBA = DEFAULT_DECODER == "numba"
+needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (pip install 'digisem[fast]'): no numba decoder to compare")
+DECODERS = ["fast", "sionna", pytest.param("numba", marks=needs_numba)]
 
 
 def bpsk_awgn_llr(codewords: torch.Tensor, ebn0_db: float, rate: float, generator: torch.Generator) -> torch.Tensor:
@@ -39,10 +44,10 @@ def single_thread():
 
 @pytest.fixture(scope="module")
 def codes():
-    return {(k, n, dec): LDPC5GCode(k, n, decoder=dec) for k, n in CODES for dec in ("fast", "sionna")}
+    return {(k, n, dec): LDPC5GCode(k, n, decoder=dec) for k, n in CODES for dec in ("fast", "sionna") + (("numba",) if HAS_NUMBA else ())}
 
 
-@pytest.mark.parametrize("decoder", ["fast", "sionna"])
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("k,n", CODES)
 def test_noise_free_round_trip(codes, k, n, decoder, generator):
     code = codes[(k, n, decoder)]
@@ -61,8 +66,9 @@ def test_spec_and_properties():
     assert (code.n, code.num_iter, code.decoder) == (150, 5, "sionna")
 
 
-def test_leading_dims_and_dtypes(codes, generator):
-    code = codes[(100, 300, "fast")]
+@pytest.mark.parametrize("decoder", ["fast", pytest.param("numba", marks=needs_numba)])
+def test_leading_dims_and_dtypes(codes, decoder, generator):
+    code = codes[(100, 300, decoder)]
     bits = random_bits((2, 3, 100), generator)
     coded = code.encode(bits.double())
     assert coded.shape == (2, 3, 300) and coded.dtype == torch.float64
@@ -113,6 +119,51 @@ def test_fast_decoder_matches_sionna_ber_at_moderate_snr(codes, k, n, ebn0_db, g
     assert_rate_within_binomial(int(fast_errors.sum()), bits.numel(), ber, z=3.0)
     assert_rate_within_binomial(int(fast_errors.any(1).sum()), len(bits), reference_errors.any(1).float().mean().item(), z=3.0)
 
+
+@needs_numba
+@pytest.mark.parametrize("k,n", [(512, 1024), (100, 300), (512, 555)])
+@pytest.mark.parametrize("num_iter", [1, 3, 20])
+def test_numba_decoder_equals_fast_decoder_on_random_llrs(k, n, num_iter, generator):
+    """Random LLRs (mostly no codeword is found: every word runs all iterations). The kernel's messages
+    differ from torch's by float32 rounding (~1e-7 relative), so hard decisions could in principle
+    flip where a posterior is within rounding of 0; on these draws they are all equal."""
+    llr = 3.0 * torch.randn((64, n), generator=generator)
+    fast, compiled = LDPC5GCode(k, n, num_iter, "fast"), LDPC5GCode(k, n, num_iter, "numba")
+    assert torch.equal(compiled.decode(llr), fast.decode(llr))
+
+
+@needs_numba
+@pytest.mark.parametrize("k,n,ebn0_db", [(512, 1024, 1.0), (512, 1024, 1.75), (512, 1024, 2.5), (512, 768, 2.0), (100, 300, 1.5)])
+def test_numba_decoder_equals_fast_decoder_on_noisy_codewords(codes, k, n, ebn0_db, generator):
+    """Same bits as the torch decoder in the waterfall and above. Both stop a codeword once every parity
+    check holds; the torch decoder may keep a converged word iterating until a quarter of its batch has
+    converged, the kernel never does, so its output does not depend on the batch (checked on 8 words)."""
+    bits = random_bits((200, k), generator)
+    llr = bpsk_awgn_llr(codes[(k, n, "fast")].encode(bits), ebn0_db, k / n, generator)
+    compiled = codes[(k, n, "numba")].decode(llr)
+    assert torch.equal(compiled, codes[(k, n, "fast")].decode(llr))
+    assert all(torch.equal(codes[(k, n, "numba")].decode(llr[i]), compiled[i]) for i in range(8))
+
+
+@needs_numba
+def test_numba_decoder_block_errors_equal_fast_decoder_and_threads_agree(codes, generator):
+    bits = random_bits((200, 512), generator)
+    llr = bpsk_awgn_llr(codes[(512, 1024, "fast")].encode(bits), 1.25, 0.5, generator)
+    fast_errors = int((codes[(512, 1024, "fast")].decode(llr) != bits).any(1).sum())
+    compiled = codes[(512, 1024, "numba")].decode(llr)
+    assert int((compiled != bits).any(1).sum()) == fast_errors > 5  # the decoders have real work here
+    torch.set_num_threads(2)  # two ranges of 100 codewords on two threads; the fixture restores 1
+    try:
+        assert torch.equal(codes[(512, 1024, "numba")].decode(llr), compiled)
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_numba_decoder_needs_numba(monkeypatch):
+    assert LDPC5GCode(100, 300).decoder == DEFAULT_DECODER == ("numba" if ldpc._ldpc_kernel is not None else "fast")
+    monkeypatch.setattr(ldpc, "_ldpc_kernel", None)
+    with pytest.raises(ValueError, match=r"decoder='numba' needs numba.*digisem\[fast\]"):
+        LDPC5GCode(100, 300, decoder="numba")
 
 def test_hard_decision_decoding_corrects_flips(codes, generator):
     code = codes[(512, 1024, "fast")]

@@ -9,6 +9,8 @@ bits) and the parity-check matrix come from Sionna's
 - ``"fast"``: the same flooding sum-product schedule, written for throughput (tanh rule in a
   batch-last layout, filler bits dropped as known zeros, per-codeword early stopping once every
   parity check holds). It matches Sionna's coded BER; see :class:`LDPC5GCode`.
+- ``"numba"``: the ``"fast"`` decoder's algorithm compiled with numba (:mod:`._ldpc_kernel`), for
+  CPU tensors; the default when numba is installed (``pip install 'digisem[fast]'``).
 
 LLRs follow the :mod:`digisem.link` convention, ``LLR = ln P(b=1 | y) / P(b=0 | y)``.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,7 +30,13 @@ from torch import nn
 
 from .errors import InputError
 
-DECODERS = ("fast", "sionna")
+try:
+    from . import _ldpc_kernel
+except ImportError:  # numba missing or unusable: the pure-torch decoder is the default
+    _ldpc_kernel = None
+
+DECODERS = ("numba", "fast", "sionna")
+DEFAULT_DECODER = "fast" if _ldpc_kernel is None else "numba"
 LLR_MAX = 20.0
 """Clipping of channel LLRs and messages, as Sionna's decoders (``llr_max=20``)."""
 
@@ -54,7 +63,8 @@ class LDPC5GCode(nn.Module):
     num_iter : int
         Belief-propagation iterations (flooding schedule), default 20.
     decoder : str
-        ``"fast"`` (default) or ``"sionna"`` (Sionna's :class:`LDPC5GDecoder`, boxplus-phi).
+        ``"numba"`` (the default when numba is importable), ``"fast"`` (pure torch; the default
+        otherwise) or ``"sionna"`` (Sionna's :class:`LDPC5GDecoder`, boxplus-phi).
 
     Input
     -----
@@ -91,6 +101,14 @@ class LDPC5GCode(nn.Module):
     posterior LLR is >= 0 (convention above). On the same LLRs the two decoders give the same BER
     and BLER up to Monte-Carlo error (``benchmarks/ldpc_throughput.py`` measures both).
 
+    The numba decoder runs the fast decoder's algorithm (same graph, rule, clipping and stopping) in
+    float32 on CPU tensors, in parallel over codewords on ``torch.get_num_threads()`` threads; its
+    messages differ from the fast decoder's by float32 rounding only (see
+    :func:`._ldpc_kernel.decode_range`). It stops each codeword as soon as its parity checks hold,
+    where the fast decoder may keep a converged codeword iterating until a quarter of its batch has
+    converged, so its bits never depend on the batch. Its first call compiles the kernel (seconds;
+    numba caches it on disk). Tensors on other devices, and ``num_iter = 0``, take the fast decoder.
+
     Example
     -------
     >>> code = LDPC5GCode.from_spec("ldpc-1/2", k=512)
@@ -100,7 +118,7 @@ class LDPC5GCode(nn.Module):
     True
     """
 
-    def __init__(self, k: int, n: int, num_iter: int = 20, decoder: str = "fast"):
+    def __init__(self, k: int, n: int, num_iter: int = 20, decoder: str = DEFAULT_DECODER):
         super().__init__()
         for name, value in (("k", k), ("n", n), ("num_iter", num_iter)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -109,6 +127,8 @@ class LDPC5GCode(nn.Module):
             raise InputError(f"num_iter must be >= 0, got {num_iter}")
         if decoder not in DECODERS:
             raise InputError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if decoder == "numba" and _ldpc_kernel is None:
+            raise InputError("decoder='numba' needs numba, which is not installed or not importable: pip install 'digisem[fast]', or use decoder='fast'")
         k, n = int(k), int(n)
         try:
             encoder = LDPC5GEncoder(k, n, device="cpu", check_input=False)
@@ -122,6 +142,7 @@ class LDPC5GCode(nn.Module):
             self.sionna_decoder = reference
         else:
             self.bp = _FloodingDecoder(reference.pcm, encoder)
+            self.kernel = _NumbaDecoder(self.bp) if decoder == "numba" else None
 
     @classmethod
     def from_spec(cls, spec: str, k: int = 512, **kwargs) -> LDPC5GCode:
@@ -186,6 +207,8 @@ class LDPC5GCode(nn.Module):
         flat = llr.reshape(-1, self.n)
         if self.decoder == "sionna":
             bits = self._sionna_for(flat.device)(flat.float(), num_iter=self.num_iter)
+        elif self.kernel is not None and flat.device.type == "cpu" and self.num_iter > 0:
+            bits = self.kernel(flat, self.num_iter)
         else:
             bits = self.bp(flat, self.num_iter)
         return bits.to(llr.dtype).reshape(*llr.shape[:-1], self.k)
@@ -312,6 +335,41 @@ class _FloodingDecoder(nn.Module):
             # prod_{others} tanh = 2^(degree - 1) * prod(s) / s_own
             torch.div(s.prod(1, keepdim=True).mul_(scale), s, out=c2v[offset : offset + degree * count].view(count, degree, -1))
         c2v.clamp_(-bound, bound).atanh_().mul_(2.0)
+
+
+class _NumbaDecoder:
+    """The :class:`_FloodingDecoder`'s graph as flat arrays for :func:`._ldpc_kernel.decode_range`.
+
+    Codewords are split into one contiguous range per thread. Python threads, not ``numba.prange``:
+    numba's OpenMP layer shares libgomp with torch and reset torch's thread count (1 -> 2 measured),
+    which made torch ops 40x slower on a busy machine.
+    """
+
+    def __init__(self, bp: _FloodingDecoder):
+        degrees = np.concatenate([np.full(count, degree) for _, degree, count, _ in bp.groups])
+        self.cn_ptr = np.concatenate([[0], np.cumsum(degrees)]).astype(np.int64)
+        self.scale = (2.0 ** (degrees - 1)).astype(np.float32)
+        self.edge_vn = bp.edge_vn.numpy().astype(np.int64)
+        self.k, self.first_sent, self.num_vns = bp.k, bp.first_sent, bp.num_vns
+        self.bound = np.float32(min(math.tanh(LLR_MAX / 2), 1.0 - np.finfo(np.float32).eps / 2))
+
+    def __call__(self, llr: torch.Tensor, num_iter: int) -> torch.Tensor:
+        """Hard information bits ``[batch, k]`` (uint8) from CPU channel LLRs ``[batch, n]`` (digisem sign), ``num_iter >= 1``."""
+        values = llr.detach().to(torch.float32).contiguous().numpy()
+        out = np.empty((len(values), self.k), dtype=np.uint8)
+        parts = max(1, min(torch.get_num_threads(), -(-len(values) // _ldpc_kernel.LANES)))
+        bounds = [len(values) * part // parts for part in range(parts + 1)]
+
+        def run(part: int) -> None:
+            _ldpc_kernel.decode_range(values, out, bounds[part], bounds[part + 1], self.cn_ptr, self.edge_vn, self.scale,
+                                      self.first_sent, self.num_vns, num_iter, self.bound)
+
+        if parts == 1:
+            run(0)
+        else:
+            with ThreadPoolExecutor(parts) as pool:
+                list(pool.map(run, range(parts)))
+        return torch.from_numpy(out)
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:

@@ -45,10 +45,9 @@ def main() -> None:
         else:
             print(f"missing: {folder}/results.json")
             continue
-        found.append((name, results, logs))
+        found.append((f"{results['name']}, {name.rsplit('-', 1)[1]} recipe", results, logs))
     figure, (curves_axis, learning_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, results, logs in found:
-        label = f"{results['name']}, {name.rsplit('-', 1)[1]} recipe"
+    for label, results, logs in found:
         curves_axis.plot(results["results"]["snr_db"], results["results"]["psnr"], marker="o", label=label)
         learning_axis.plot([entry["epoch"] + 1 for entry in logs], [entry["psnr"] for entry in logs], marker=".", label=label)
     curves_axis.plot(PUBLISHED_1_6["snr_db"], PUBLISHED_1_6["psnr"], "k--", marker="x", label="published, 1/6 (trained at each SNR)")
@@ -60,9 +59,9 @@ def main() -> None:
     figure.tight_layout()
     atomic_write(out / "psnr.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
     lines = ["| model | " + " | ".join(f"{s:g} dB" for s in TABLE_SNRS) + " | train s |", "|---|" + "---|" * (len(TABLE_SNRS) + 1)]
-    for name, results, _ in found:
+    for label, results, _ in found:
         curve = dict(zip(results["results"]["snr_db"], results["results"]["psnr"]))
-        lines.append(f"| {results['name']}, {name.rsplit('-', 1)[1]} recipe | " + " | ".join(f"{curve[s]:.2f}" if s in curve else "-" for s in TABLE_SNRS) + f" | {results['meta']['train_seconds']:.0f} |")
+        lines.append(f"| {label} | " + " | ".join(f"{curve[s]:.2f}" if s in curve else "-" for s in TABLE_SNRS) + f" | {results['meta']['train_seconds']:.0f} |")
     atomic_write(out / "table.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     print("\n".join(lines))
 

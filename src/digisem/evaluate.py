@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .distributed import distributed_context
+from .imageio import tile, to_pixels, untile
 from .io import derived_seed, run_metadata
 from .link import link_snr_db
 from .link.errors import InputError
@@ -110,8 +111,6 @@ def send_image(system: torch.nn.Module, pixels: np.ndarray, block: int, *, link:
     received ``[H, W, 3]`` uint8 pixels and the PSNR in dB (data range 1) of the reconstruction
     (clamped to [0, 1]) over the ``H x W`` pixels: the numbers of one tiled call with the same batches.
     """
-    from .imageio import tile, to_pixels, untile
-
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise InputError(f"pixels must be [H, W, 3] uint8, got shape {tuple(pixels.shape)} and dtype {pixels.dtype}")
     if batch_size < 1:

@@ -68,10 +68,14 @@ def test_agrees_with_sionna_bit_for_bit(kind, bits_per_symbol, name, generator):
         torch.testing.assert_close(c.demap_llr(y, no, method), llr_sionna.float(), rtol=1e-4, atol=1e-3)
 
 
-def test_per_axis_llr_equals_generic_m_point_llr(generator):
-    fast = constellation("64qam")
+@pytest.mark.parametrize("modulation", ["bpsk", "qpsk", "64qam"])
+def test_per_axis_llr_equals_generic_m_point_llr(modulation, generator):
+    """The per-axis demappers (sign tests and closed-form LLRs for one bit per axis) against the
+    M-point minimum-distance and log-sum-exp demapper, ties on an axis included."""
+    fast = constellation(modulation)
     generic = Constellation(fast.points, normalize=False)
     y = torch.randn(2, 300, dtype=torch.complex64, generator=generator)
+    y[0, :4] = torch.tensor([0, 1j, 0.5, -0.5j])
     noise_var = torch.rand(2, 300, generator=generator) + 0.05
     for method in ("app", "maxlog"):
         torch.testing.assert_close(fast.demap_llr(y, noise_var, method), generic.demap_llr(y, noise_var, method), rtol=1e-4, atol=1e-4)

@@ -279,6 +279,9 @@ class GrayPAMConstellation(Constellation):
         grid = torch.stack(torch.meshgrid(*[torch.arange(num_levels)] * num_axes, indexing="ij"), -1).reshape(-1, num_axes)
         decision_bits = torch.stack([sorted_labels[grid[:, a]] for a in range(num_axes)], -1).flatten(-2)
         self.register_buffer("decision_bits", decision_bits, persistent=False)
+        # one bit per axis: the upper level's bit, and (level of bit 1) - (level of bit 0)
+        self.upper_level_bit = bool(sorted_labels[-1, 0]) if bits_per_axis == 1 else None
+        self.level_gap_bit1 = float(levels[-1] - levels[0]) * (1.0 if self.upper_level_bit else -1.0) if bits_per_axis == 1 else None
 
     def _axes(self, y: torch.Tensor) -> torch.Tensor:
         """``[..., n]`` complex -> ``[..., n, axes]`` real coordinates."""
@@ -290,6 +293,10 @@ class GrayPAMConstellation(Constellation):
         Input: ``y : [..., n], complex``. Output: ``bits : [..., n*k], torch.uint8``.
         """
         check_symbols(y)
+        if self.bits_per_axis == 1:
+            # BPSK/QPSK: the decision per axis is a sign test (a point on 0 goes to the upper level)
+            upper = self._axes(y) >= 0
+            return (upper if self.upper_level_bit else ~upper).to(torch.uint8).flatten(-2)
         num_levels = 1 << self.bits_per_axis
         coords = self._axes(y) * (0.5 / self.level_scale) + 0.5 * num_levels
         # clamped to [0, L) first, so truncation to int equals floor
@@ -311,6 +318,9 @@ class GrayPAMConstellation(Constellation):
         if method not in DEMAPPING_METHODS:
             raise InputError(f"unknown demapping method {method!r}: use one of {DEMAPPING_METHODS}")
         coords = self._axes(y)
+        if self.bits_per_axis == 1:
+            # two levels +-a per axis: ln P(1|c)/P(0|c) = 2 c (a_1 - a_0) / N0, exact (app = maxlog)
+            return (coords * (2.0 * self.level_gap_bit1 / noise_var.unsqueeze(-1))).flatten(-2)
         neg_inv_noise = (-1.0 / noise_var).unsqueeze(-1)
         # one metric tensor [..., n, axes] per level, then per bit a pairwise fold over the L/2
         # levels of each label value: elementwise ops only, no [..., L] reductions

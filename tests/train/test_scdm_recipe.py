@@ -94,6 +94,19 @@ def test_eval_and_train_errors_are_one_line(smoke_runs, capsys):
     assert "not a restorer such as an SCDM" in capsys.readouterr().err
 
 
+def test_init_from_a_zoo_name_starts_from_the_zoo_weights(tmp_path):
+    """With no run of that name, train.init_from takes the zoo model: its float16 tensors land in a
+    fresh model of the same config, and the returned sha256 is the one pinned in zoo/SHA256SUMS."""
+    from digisem.train.warm_start import initialize_from
+
+    name = "jcm-cifar10-64qam-w32"
+    zoo_state, metadata = read_weights(zoo.zoo_dir() / f"{name}.safetensors")
+    model = zoo.build_system(metadata)
+    assert initialize_from(model, tmp_path, name) == zoo.zoo_checksums()[name]
+    state = model.state_dict()
+    assert all(torch.equal(state[key], tensor.to(state[key].dtype)) for key, tensor in zoo_state.items())
+
+
 def test_scdm_recipe_without_its_codec_says_how_to_train_it(tmp_path):
     with pytest.raises(RecipeError, match=r"train it first \(digisem train jcm-smoke\)"):
         run_recipe(load_recipe("scdm-smoke"), tmp_path, progress=False)

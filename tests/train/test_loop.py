@@ -100,3 +100,40 @@ def test_weights_round_trip_and_corruption_errors(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a pickle")
     with pytest.raises(CheckpointError, match="not one digisem wrote"):
         load_state(tmp_path / "bad.pt")
+
+
+class ConvPair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Conv2d(3, 4, 3, padding=1)
+        self.decoder = nn.Conv2d(4, 3, 3, padding=1)
+        self.seen_channels_last = []
+
+    def forward(self, x, generator):
+        self.seen_channels_last.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+        return self.decoder(torch.relu(self.encoder(x)))
+
+
+def test_channels_last_and_compile_apply_during_the_stage_only(tmp_path):
+    """The speed switches: the images reach the model in channels-last, the trainable parts are
+    compiled while the stage runs, and afterwards the model is contiguous and eager again, with
+    weights equal to an eager fp32 run's up to float rounding."""
+    images = TensorDataset(torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
+
+    def loss(model_call, batch, generator):
+        (x,) = batch
+        value = (model_call(x, generator) - x).pow(2).mean()
+        return value, {}
+
+    results = {}
+    for switches in ({}, {"channels_last": True, "compile": True}):
+        torch.manual_seed(0)
+        model = ConvPair()
+        stage = Stage("speed", epochs=1, lr=1e-2, trainable=("encoder", "decoder"), loss=loss, **switches)
+        fit_stage(model, stage, images, tmp_path / str(len(switches)), batch_size=16, seed=0, progress=False)
+        assert model.seen_channels_last == [bool(switches)] * 2
+        assert all(p.is_contiguous() for p in model.parameters())
+        assert model.encoder._compiled_call_impl is None and model.decoder._compiled_call_impl is None
+        results[bool(switches)] = model.state_dict()
+    for key, value in results[False].items():
+        torch.testing.assert_close(results[True][key], value, rtol=1e-4, atol=1e-5)

@@ -104,3 +104,10 @@ def test_every_bundled_recipe_loads_and_its_config_is_valid(name):
         SamplerConfig(**config.sampler)
         ScoreNetConfig(**config.score)
         assert load_recipe(recipe["codec"])["system"] == "jcm"
+
+
+def test_an_override_may_set_a_key_the_yaml_leaves_at_its_schema_default():
+    recipe = load_recipe("jcm-smoke", ["train.compile=true", "train.channels_last=false"])
+    assert recipe["train"]["compile"] is True and recipe["train"]["channels_last"] is False
+    with pytest.raises(RecipeError, match="unknown recipe key 'train.compiled'"):
+        load_recipe("jcm-smoke", ["train.compiled=true"])

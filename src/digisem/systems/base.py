@@ -212,6 +212,22 @@ LossFn = Callable[[Callable[..., Any], Any, torch.Generator], tuple[torch.Tensor
 model (DDP-wrapped when distributed) and ``generator`` the epoch's noise generator (on the device)."""
 
 
+@dataclass(kw_only=True)
+class TrainingSpeed:
+    """Speed switches that every family's ``train`` section inherits (see :class:`Stage`):
+    ``channels_last`` (default on: as fast or faster for every family, measured in
+    ``docs/results/training_speed.md``) and ``compile`` (default off: ``torch.compile`` costs 15-50 s
+    per stage and process, which pays off only in runs longer than several minutes)."""
+
+    channels_last: bool = True
+    compile: bool = False
+
+
+def speed_options(train: dict[str, Any]) -> dict[str, bool]:
+    """The :class:`Stage` keyword arguments of a checked ``train`` section's speed switches."""
+    return {"channels_last": bool(train["channels_last"]), "compile": bool(train["compile"])}
+
+
 @dataclass
 class Stage:
     """One training stage.
@@ -225,6 +241,10 @@ class Stage:
     stage-cache key); ``dataset`` and ``batch_size`` replace the recipe's training set and batch
     size; ``optional_parts`` may be missing from or extra in a cached checkpoint; ``precision``
     ``"bf16"`` runs the loss under bfloat16 autocast (weights and optimizer stay float32).
+    ``channels_last`` trains with the model's 4-D weights and the images in the channels-last
+    memory format; ``compile`` runs each trainable part through ``torch.compile`` (see
+    ``docs/results/training_speed.md`` for what each buys per family). Both are undone when the
+    stage ends, so the model leaves the stage as it came, apart from its weights.
     """
 
     name: str
@@ -241,6 +261,8 @@ class Stage:
     optional_parts: tuple[str, ...] = ()
     collate: Callable[[list[Any]], Any] | None = None
     precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):

@@ -36,8 +36,10 @@ from .base import (
     Stage,
     System,
     SystemOutput,
+    TrainingSpeed,
     images_of,
     register_system,
+    speed_options,
 )
 from .config import DictConfig
 
@@ -108,7 +110,7 @@ def _convolutions(widths: list[int], kernel: int, strides: list[int], transposed
 
 
 @dataclass
-class DeepJSCCTraining:
+class DeepJSCCTraining(TrainingSpeed):
     """The ``train`` section of a DeepJSCC recipe.
 
     ``epochs``, ``lr``: the main stage (Adam, cosine annealing). ``snr_db``: Es/N0 of training in dB
@@ -116,7 +118,8 @@ class DeepJSCCTraining:
     for all SNRs). ``link``: the training link spec (analog: a symbol channel such as ``awgn``).
     Digital transmission: the main stage runs in relaxed mode without a channel, then
     ``digital_epochs`` of decoder fine-tuning over ``link`` (a bit link, e.g. ``bsc``) at ``snr_db``.
-    ``precision``: ``bf16`` (bfloat16 autocast of the forward and loss) or ``fp32``.
+    ``precision``: ``bf16`` (bfloat16 autocast of the forward and loss) or ``fp32``; the speed
+    switches of :class:`~digisem.systems.base.TrainingSpeed`.
     """
 
     epochs: int
@@ -155,11 +158,11 @@ def recipe_stages(context: RecipeContext) -> Iterator[Stage]:
     if train.get("snr_range") is not None and len(train["snr_range"]) != 2:
         raise InputError(f"train.snr_range must be [low, high] in dB, got {train['snr_range']}")
     if model.config.transmission == "analog":
-        yield Stage("deepjscc", int(train["epochs"]), float(train["lr"]), ("encoder", "decoder"), _mse_loss("analog", model.link_for(train["link"]), train), precision=train["precision"])
+        yield Stage("deepjscc", int(train["epochs"]), float(train["lr"]), ("encoder", "decoder"), _mse_loss("analog", model.link_for(train["link"]), train), precision=train["precision"], **speed_options(train))
         return
-    yield Stage("deepjscc-relaxed", int(train["epochs"]), float(train["lr"]), ("encoder", "decoder"), _mse_loss("relaxed", None, train), precision=train["precision"])
+    yield Stage("deepjscc-relaxed", int(train["epochs"]), float(train["lr"]), ("encoder", "decoder"), _mse_loss("relaxed", None, train), precision=train["precision"], **speed_options(train))
     if int(train.get("digital_epochs", 0)) > 0:
-        yield Stage("deepjscc-digital", int(train["digital_epochs"]), float(train["digital_lr"]), ("decoder",), _mse_loss("digital", model.link_for(train["link"]), train), precision=train["precision"])
+        yield Stage("deepjscc-digital", int(train["digital_epochs"]), float(train["digital_lr"]), ("decoder",), _mse_loss("digital", model.link_for(train["link"]), train), precision=train["precision"], **speed_options(train))
 
 
 @register_system("deepjscc", config=DeepJSCCConfig, snr_kind="esn0", default_link="awgn", default_snrs="0:20:2",

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..link import BSCLink
 from ..systems.ampsc import AMPSC, STEP_LOSSES
-from ..systems.base import RecipeContext, RecipeSpec, Stage, images_of, register_recipe
+from ..systems.base import RecipeContext, RecipeSpec, Stage, TrainingSpeed, images_of, register_recipe, speed_options
 from .recipe import RecipeError
 
 STEPS = {
@@ -44,9 +44,9 @@ RESTORER_PARTS = ("restorer",)
 
 
 @dataclass
-class AMPTraining:
+class AMPTraining(TrainingSpeed):
     """The ``train`` section of an AMP recipe: ``p``, the BSC flip probability of the digital steps,
-    and ``precision`` (``fp32``, or ``bf16`` autocast) of every step."""
+    ``precision`` (``fp32``, or ``bf16`` autocast) of every step and the speed switches."""
 
     p: float = 0.0125
     precision: str = "fp32"
@@ -107,7 +107,7 @@ def amp_stages(context: RecipeContext) -> Iterator[Stage]:
         model_fingerprint = {k: v for k, v in recipe["model"].items() if trains_restorer or k not in RESTORER_KEYS}
         parts = tuple(part for part in STEPS[entry["step"]]["parts"] if getattr(model, part) is not None)
         yield Stage(f"step{entry['step']}-{index}", entry["epochs"], entry["lr"], parts, step_loss(model, entry["step"], p, entry["mask_ratio"]),
-                    fingerprint={"model": model_fingerprint, "schedule": prefix}, optional_parts=RESTORER_PARTS, precision=recipe["train"]["precision"])
+                    fingerprint={"model": model_fingerprint, "schedule": prefix}, optional_parts=RESTORER_PARTS, precision=recipe["train"]["precision"], **speed_options(recipe["train"]))
 
 
 AMP_RECIPE = register_recipe("ampsc", RecipeSpec(stages=amp_stages, sections={"train": AMPTraining, "schedule": list[AMPStep]}))

@@ -111,57 +111,75 @@ def fit_stage(
         scheduler.load_state_dict(checkpoint["scheduler"])
         logs = checkpoint["logs"]
         start_epoch = checkpoint["epoch"] + 1
-    model_call = model
-    if world_size > 1:
-        # parts frozen in a stage, or skipped by its forward mode, get no gradient
-        model_call = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
-    for epoch in range(start_epoch, stage.epochs):
-        epoch_seed = derived_seed(seed, stage.name, epoch)
-        torch.manual_seed(epoch_seed)
+    _set_speed_options(model, stage, on=True)
+    try:
+        model_call = model
         if world_size > 1:
-            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=epoch_seed % 2**31)
-        else:
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(epoch_seed))
-        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=collate)
-        noise = torch.Generator(device=device).manual_seed(derived_seed(epoch_seed, "noise", rank))
-        total_batches = len(loader) if stage.max_batches is None else min(len(loader), stage.max_batches)
-        if total_batches == 0:
-            raise InputError(f"the dataset ({len(dataset)} items) is smaller than one batch of {batch_size}")
-        sums: dict[str, float] = {}
-        started = time.perf_counter()
-        model.train()
-        bar = tqdm(total=total_batches, desc=f"{stage.name} {epoch + 1}/{stage.epochs}", disable=not progress or rank != 0, leave=False)
-        for index, batch in enumerate(loader):
-            if index == total_batches:
-                break
-            batch = _to_device(batch, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
-                loss, values = stage.loss(model_call, batch, noise)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"stage {stage.name!r}, epoch {epoch}: loss is {loss.item()}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if stage.after_backward is not None:
-                stage.after_backward()
-            optimizer.step()
-            for key, value in {"loss": loss.item(), **values}.items():
-                sums[key] = sums.get(key, 0.0) + value
-            bar.update(1)
-            bar.set_postfix(loss=f"{sums['loss'] / (index + 1):.4f}")
-        bar.close()
-        scheduler.step()
-        entry = {"stage": stage.name, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2)}
-        entry.update({key: value / total_batches for key, value in sums.items()})
-        logs.append(entry)
-        if rank == 0:
-            _checkpoint(model, optimizer, scheduler, epoch, logs, stage_dir)
-            if progress:
-                print(json.dumps(entry), flush=True)
-        if world_size > 1:
-            dist.barrier()
+            # parts frozen in a stage, or skipped by its forward mode, get no gradient
+            model_call = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+        for epoch in range(start_epoch, stage.epochs):
+            epoch_seed = derived_seed(seed, stage.name, epoch)
+            torch.manual_seed(epoch_seed)
+            if world_size > 1:
+                sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=epoch_seed % 2**31)
+            else:
+                sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(epoch_seed))
+            loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=collate)
+            noise = torch.Generator(device=device).manual_seed(derived_seed(epoch_seed, "noise", rank))
+            total_batches = len(loader) if stage.max_batches is None else min(len(loader), stage.max_batches)
+            if total_batches == 0:
+                raise InputError(f"the dataset ({len(dataset)} items) is smaller than one batch of {batch_size}")
+            sums: dict[str, float] = {}
+            started = time.perf_counter()
+            model.train()
+            bar = tqdm(total=total_batches, desc=f"{stage.name} {epoch + 1}/{stage.epochs}", disable=not progress or rank != 0, leave=False)
+            for index, batch in enumerate(loader):
+                if index == total_batches:
+                    break
+                batch = _to_device(batch, device, torch.channels_last if stage.channels_last else None)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=stage.precision == "bf16"):
+                    loss, values = stage.loss(model_call, batch, noise)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"stage {stage.name!r}, epoch {epoch}: loss is {loss.item()}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if stage.after_backward is not None:
+                    stage.after_backward()
+                optimizer.step()
+                for key, value in {"loss": loss.item(), **values}.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                bar.update(1)
+                bar.set_postfix(loss=f"{sums['loss'] / (index + 1):.4f}")
+            bar.close()
+            scheduler.step()
+            entry = {"stage": stage.name, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2)}
+            entry.update({key: value / total_batches for key, value in sums.items()})
+            logs.append(entry)
+            if rank == 0:
+                _checkpoint(model, optimizer, scheduler, epoch, logs, stage_dir)
+                if progress:
+                    print(json.dumps(entry), flush=True)
+            if world_size > 1:
+                dist.barrier()
+    finally:
+        _set_speed_options(model, stage, on=False)
     if rank == 0:
         write_json(stage_dir / "done.json", {"stage": stage.name, "epochs": stage.epochs, "final": logs[-1]})
     return logs
+
+
+def _set_speed_options(model: nn.Module, stage: Stage, *, on: bool) -> None:
+    """Put the model into (``on``) or back out of the stage's channels-last format and compiled parts."""
+    if stage.channels_last:
+        model.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+    if stage.compile:
+        for name in stage.trainable:
+            part = getattr(model, name)
+            if on:
+                part.compile()
+            else:
+                # nn.Module.compile() keeps the compiled call here; None restores the eager module
+                part._compiled_call_impl = None
 
 
 def _load_model_state(model: nn.Module, state: dict[str, torch.Tensor], optional_parts: tuple[str, ...], stage_dir: Path) -> None:
@@ -185,9 +203,13 @@ def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: A
     write_jsonl(stage_dir / "log.jsonl", logs)
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def _to_device(batch: Any, device: torch.device, memory_format: torch.memory_format | None = None) -> Any:
+    """``batch`` (a tensor or nested lists/tuples of them) on ``device``; 4-D tensors (images) in
+    ``memory_format`` when one is given."""
     if isinstance(batch, torch.Tensor):
+        if memory_format is not None and batch.dim() == 4:
+            return batch.to(device, non_blocking=True, memory_format=memory_format)
         return batch.to(device, non_blocking=True)
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(item, device) for item in batch)
+        return type(batch)(_to_device(item, device, memory_format) for item in batch)
     return batch

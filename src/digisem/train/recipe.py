@@ -48,9 +48,27 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> dict[s
     if "system" not in recipe or "name" not in recipe:
         raise RecipeError(f"recipe {path} must be a mapping with at least 'name' and 'system'")
     for override in overrides or []:
-        apply_override(recipe, override)
+        try:
+            apply_override(recipe, override)
+        except RecipeError:
+            # a key the YAML leaves at its schema default (e.g. train.compile): fill the defaults
+            # and try again; a key that is not in the schema either still fails, naming it
+            recipe = _with_schema_defaults(recipe)
+            apply_override(recipe, override)
     recipe["recipe_file"] = str(path)
     return recipe
+
+
+def _with_schema_defaults(recipe: dict[str, Any]) -> dict[str, Any]:
+    """``recipe`` with every section's schema defaults filled in (unchanged if it does not check)."""
+    from .run import family_of
+    from .schema import check_recipe
+
+    try:
+        family = family_of(recipe)
+        return check_recipe(recipe, family.recipe.sections, family.config)
+    except RecipeError:
+        return recipe
 
 
 def _read_with_bases(path: Path, chain: list[Path]) -> dict[str, Any]:

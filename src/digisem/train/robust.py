@@ -30,7 +30,7 @@ from ..attacks import AdversarialWeightPerturbation
 from ..attacks import from_spec as attack_from_spec
 from ..digitize import VectorQuantizer
 from ..evaluate import task_loss
-from ..systems.base import RecipeContext, RecipeSpec, Stage, register_recipe
+from ..systems.base import RecipeContext, RecipeSpec, Stage, TrainingSpeed, register_recipe, speed_options
 from ..systems.vqvae import MaskedVQVAE, similarity_loss
 from .recipe import RecipeError
 from .schema import AttackSection
@@ -40,11 +40,11 @@ TRAINABLE = ("encoder", "fims", "digitizer", "decoder", "head")
 
 
 @dataclass
-class RobustTraining:
+class RobustTraining(TrainingSpeed):
     """The ``train`` section: ``epochs``, ``lr``, Es/N0 ``snr_db`` of the training link, the
     transmitter-side ``attack`` of adversarial training, the AWP ``awp_gamma`` (0: none), the loss
     ``weights`` (``vq``, ``orthogonality``, ``fim``, ``similarity``) and ``init_from`` (an earlier
-    run of the same runs folder to fine-tune) and ``precision`` (``fp32``, or ``bf16`` autocast)."""
+    run of the same runs folder to fine-tune), ``precision`` (``fp32``, or ``bf16`` autocast) and the speed switches."""
 
     epochs: int
     lr: float
@@ -117,7 +117,7 @@ def robust_stages(context: RecipeContext) -> Iterator[Stage]:
     trainable = tuple(part for part in TRAINABLE if any(True for _ in getattr(model, part).parameters()))
     context.extras["weights_metadata"] = {"link": link_spec}
     yield Stage("robust", train["epochs"], train["lr"], trainable, loss, after_backward=awp.restore if awp is not None else None,
-                fingerprint={"link": link_spec, "initial_weights": initial_weights}, precision=train["precision"])
+                fingerprint={"link": link_spec, "initial_weights": initial_weights}, precision=train["precision"], **speed_options(train))
 
 
 ROBUST_RECIPE = register_recipe("vqvae", RecipeSpec(stages=robust_stages, sections={"train": RobustTraining, "link": dict[str, Any] | None}))

@@ -33,8 +33,10 @@ from ..systems.base import (
     RecipeContext,
     RecipeSpec,
     Stage,
+    TrainingSpeed,
     batch_parts,
     register_recipe,
+    speed_options,
 )
 from ..systems.jcm import JCM, reconstruction_loss
 from ..systems.scdm import SCDM, SCDMConfig, dsm_loss, sample, to_complex, to_real
@@ -45,11 +47,12 @@ from .warm_start import initialize_from
 
 
 @dataclass
-class JCMTraining:
+class JCMTraining(TrainingSpeed):
     """The ``train`` section of a JCM recipe: Es/N0 of training ``snr_db`` (dB per complex symbol),
     ``epochs``, ``lr``, ``class_weight`` of the classification term, the training ``link``
     (a symbol channel spec, default AWGN), ``precision`` (``fp32``, or ``bf16`` autocast) and
-    ``init_from`` (an earlier JCM run to fine-tune, e.g. the single codec for a per-SNR member)."""
+    ``init_from`` (an earlier JCM run or a zoo codec to fine-tune, e.g. the single codec for a
+    per-SNR member), and the speed switches."""
 
     snr_db: float
     epochs: int
@@ -98,7 +101,7 @@ def jcm_stages(context: RecipeContext) -> Iterator[Stage]:
         return reconstruction_loss(outputs, images, labels, train["class_weight"]), {}
 
     initial_weights = initialize_from(model, context.runs_dir, train["init_from"])
-    yield Stage("jcm", train["epochs"], train["lr"], ("encoder", "decoder"), loss, precision=train["precision"],
+    yield Stage("jcm", train["epochs"], train["lr"], ("encoder", "decoder"), loss, precision=train["precision"], **speed_options(train),
                 fingerprint={"initial_weights": initial_weights} if initial_weights else {})
     model.cpu()
     model.fit_symbol_prior(all_images(context.train_set, 2000), torch.Generator().manual_seed(context.seed))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,27 +49,23 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> dict[s
     if "system" not in recipe or "name" not in recipe:
         raise RecipeError(f"recipe {path} must be a mapping with at least 'name' and 'system'")
     for override in overrides or []:
-        try:
-            apply_override(recipe, override)
-        except RecipeError:
-            # a key the YAML leaves at its schema default (e.g. train.compile): fill the defaults
-            # and try again; a key that is not in the schema either still fails, naming it
-            recipe = _with_schema_defaults(recipe)
-            apply_override(recipe, override)
+        apply_override(recipe, override, may_add=lambda parts: _schema_field(recipe, parts))
     recipe["recipe_file"] = str(path)
     return recipe
 
 
-def _with_schema_defaults(recipe: dict[str, Any]) -> dict[str, Any]:
-    """``recipe`` with every section's schema defaults filled in (unchanged if it does not check)."""
-    from .run import family_of
-    from .schema import check_recipe
+def _schema_field(recipe: dict[str, Any], parts: list[str]) -> bool:
+    """Whether ``parts`` (``[section, key]``) names a field of the recipe family's section schema: a
+    key the YAML may leave at its default (e.g. ``train.compile``), which an override may set."""
+    import dataclasses
 
-    try:
-        family = family_of(recipe)
-        return check_recipe(recipe, family.recipe.sections, family.config)
-    except RecipeError:
-        return recipe
+    from ..systems import FAMILIES
+
+    system = recipe.get("system")
+    if len(parts) != 2 or system not in FAMILIES or FAMILIES[system].recipe is None:
+        return False
+    section = FAMILIES[system].recipe.sections.get(parts[0])
+    return dataclasses.is_dataclass(section) and parts[1] in {field.name for field in dataclasses.fields(section)}
 
 
 def _read_with_bases(path: Path, chain: list[Path]) -> dict[str, Any]:
@@ -98,8 +95,9 @@ def merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def apply_override(recipe: dict[str, Any], override: str) -> None:
-    """Set ``a.b.0.c=value`` in place; the key path must already exist (no silent typos)."""
+def apply_override(recipe: dict[str, Any], override: str, may_add: Callable[[list[str]], bool] = lambda parts: False) -> None:
+    """Set ``a.b.0.c=value`` in place; the key path must already exist (no silent typos), except a
+    last key that ``may_add(parts)`` admits (a schema field the recipe leaves at its default)."""
     if "=" not in override:
         raise RecipeError(f"override {override!r} must look like key=value (e.g. schedule.0.epochs=2)")
     key, text = override.split("=", 1)
@@ -113,7 +111,7 @@ def apply_override(recipe: dict[str, Any], override: str) -> None:
                 raise RecipeError(f"unknown recipe key {key!r}: {'.'.join(parts[:depth]) or 'root'} is a list of {len(node)}")
             index: Any = int(part)
         elif isinstance(node, dict):
-            if part not in node:
+            if part not in node and not (last and may_add(parts)):
                 raise RecipeError(f"unknown recipe key {key!r}: {'.'.join(parts[:depth]) or 'the recipe'} has {sorted(node)}")
             index = part
         else:

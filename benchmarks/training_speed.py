@@ -4,8 +4,8 @@ bfloat16 autocast, the channels-last memory format and ``torch.compile``, alone 
 Each row builds the recipe's model afresh (same seed), takes the first stage its family's plan yields
 (the real loss: link, quantizer, attack and all) and times ``--batches`` optimizer steps (Adam over
 the stage's trainable parts) on random images of the recipe's batch size, after ``--warmup`` steps
-(where ``torch.compile`` compiles; its time is reported apart). ``cl`` puts the model and the images
-in channels-last; ``compile`` compiles each trainable part (``nn.Module.compile``). The speed-up is
+(where ``torch.compile`` compiles; its time is reported apart). ``cl`` and ``compile`` are the training loop's
+``train.channels_last`` and ``train.compile`` switches (:func:`digisem.train.loop.speed_options_applied`). The speed-up is
 against the fp32 row of the same recipe.
 
 With ``--wait-policy passive`` the script re-runs itself with ``OMP_WAIT_POLICY=PASSIVE`` (it must be
@@ -48,6 +48,7 @@ def time_config(recipe_name: str, config: str, batches: int, warmup: int) -> dic
     import torch
 
     from digisem.systems import FAMILIES
+    from digisem.train.loop import speed_options_applied
     from digisem.train.recipe import load_recipe
     from digisem.train.run import family_of
     from digisem.train.schema import check_recipe
@@ -68,13 +69,10 @@ def time_config(recipe_name: str, config: str, batches: int, warmup: int) -> dic
     images = torch.rand(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
     labels = torch.randint(0, 10, (batch_size,), generator=torch.Generator().manual_seed(1))
     stage = first_stage(recipe, model, images, labels)
-    if "cl" in options:
-        model = model.to(memory_format=torch.channels_last)
+    stage.channels_last, stage.compile = "cl" in options, "compile" in options
+    if stage.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     parameters = [p for part in stage.trainable for p in getattr(model, part).parameters()]
-    if "compile" in options:
-        for part in stage.trainable:
-            getattr(model, part).compile()
     optimizer = torch.optim.Adam(parameters, lr=stage.lr)
     noise = torch.Generator().manual_seed(2)
     model.train()
@@ -88,14 +86,15 @@ def time_config(recipe_name: str, config: str, batches: int, warmup: int) -> dic
             stage.after_backward()
         optimizer.step()
 
-    started = time.perf_counter()
-    for _ in range(warmup):
-        step()
-    warmup_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    for _ in range(batches):
-        step()
-    seconds = time.perf_counter() - started
+    with speed_options_applied(model, stage):  # the training loop's own switches
+        started = time.perf_counter()
+        for _ in range(warmup):
+            step()
+        warmup_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(batches):
+            step()
+        seconds = time.perf_counter() - started
     return {"recipe": recipe_name, "stage": stage.name, "config": config, "batch_size": batch_size, "batches": batches,
             "images_per_s": round(batches * batch_size / seconds, 2), "warmup_s": round(warmup_seconds, 2)}
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,7 @@ def fit_stage(
         scheduler.load_state_dict(checkpoint["scheduler"])
         logs = checkpoint["logs"]
         start_epoch = checkpoint["epoch"] + 1
-    _set_speed_options(model, stage, on=True)
-    try:
+    with speed_options_applied(model, stage):
         model_call = model
         if world_size > 1:
             # parts frozen in a stage, or skipped by its forward mode, get no gradient
@@ -161,25 +161,30 @@ def fit_stage(
                     print(json.dumps(entry), flush=True)
             if world_size > 1:
                 dist.barrier()
-    finally:
-        _set_speed_options(model, stage, on=False)
     if rank == 0:
         write_json(stage_dir / "done.json", {"stage": stage.name, "epochs": stage.epochs, "final": logs[-1]})
     return logs
 
 
-def _set_speed_options(model: nn.Module, stage: Stage, *, on: bool) -> None:
-    """Put the model into (``on``) or back out of the stage's channels-last format and compiled parts."""
+@contextmanager
+def speed_options_applied(model: nn.Module, stage: Stage) -> Iterator[None]:
+    """Inside the block the model is in the stage's channels-last format and its trainable parts
+    are compiled (as ``stage.channels_last`` / ``stage.compile`` ask); afterwards, also after an
+    error, it is contiguous and eager again."""
     if stage.channels_last:
-        model.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+        model.to(memory_format=torch.channels_last)
     if stage.compile:
         for name in stage.trainable:
-            part = getattr(model, name)
-            if on:
-                part.compile()
-            else:
+            getattr(model, name).compile()
+    try:
+        yield
+    finally:
+        if stage.channels_last:
+            model.to(memory_format=torch.contiguous_format)
+        if stage.compile:
+            for name in stage.trainable:
                 # nn.Module.compile() keeps the compiled call here; None restores the eager module
-                part._compiled_call_impl = None
+                getattr(model, name)._compiled_call_impl = None
 
 
 def _load_model_state(model: nn.Module, state: dict[str, torch.Tensor], optional_parts: tuple[str, ...], stage_dir: Path) -> None:

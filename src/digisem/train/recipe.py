@@ -10,6 +10,7 @@ whole schedule up to and including it), so recipes that share a prefix share its
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -57,8 +58,6 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> dict[s
 def _schema_field(recipe: dict[str, Any], parts: list[str]) -> bool:
     """Whether ``parts`` (``[section, key]``) names a field of the recipe family's section schema: a
     key the YAML may leave at its default (e.g. ``train.compile``), which an override may set."""
-    import dataclasses
-
     from ..systems import FAMILIES
 
     system = recipe.get("system")

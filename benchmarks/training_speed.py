@@ -8,6 +8,10 @@ the stage's trainable parts) on random images of the recipe's batch size, after 
 ``train.channels_last`` and ``train.compile`` switches (:func:`digisem.train.loop.speed_options_applied`). The speed-up is
 against the fp32 row of the same recipe.
 
+The ``bf16`` rows time bfloat16 autocast as asked, also where the hardware only emulates it (the
+training loop would fall back to fp32 there); the ``cl`` rows are skipped on CPUs where channels-last
+kernels are unsound (:mod:`digisem.hardware`).
+
 With ``--wait-policy passive`` the script re-runs itself with ``OMP_WAIT_POLICY=PASSIVE`` (it must be
 set before torch starts its thread pool).
 
@@ -114,13 +118,19 @@ def main() -> None:
         raise SystemExit(subprocess.call([sys.executable, *sys.argv], env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}))
     import torch
 
+    from digisem.hardware import channels_last_is_sound
     from digisem.io import run_metadata, write_json
 
     torch.set_num_threads(args.threads)
+    configs = args.configs
+    if not channels_last_is_sound("cpu"):
+        configs = [config for config in configs if "cl" not in config.split("+")]
+        print(f"skipping the channels-last rows {sorted(set(args.configs) - set(configs))}: channels-last kernels corrupt the heap on this CPU "
+              "(x86 without AVX-512, digisem.hardware)", flush=True)
     load_before = os.getloadavg()[0]
     rows = []
     for recipe_name in args.recipes:
-        for config in args.configs:
+        for config in configs:
             row = time_config(recipe_name, config, args.batches, args.warmup)
             rows.append(row)
             print(f"{recipe_name:28s} {config:16s} {row['images_per_s']:8.1f} img/s  (warm-up {row['warmup_s']:.1f} s)", flush=True)

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from .hardware import cpu_description
+
 
 def _default_mode() -> int:
     """The permissions a plain ``open(path, "w")`` gives a new file: ``0o666`` less the umask."""
@@ -122,7 +124,8 @@ def git_commit() -> str | None:
 
 
 def run_metadata(seed: int | None, device: str | torch.device = "cpu", **extra: Any) -> dict[str, Any]:
-    """Provenance for a results file: digisem/torch/python versions, git commit, seed, device, host, plus ``extra``."""
+    """Provenance for a results file: digisem/torch/python versions, git commit, seed, device, the
+    CPU (:func:`cpu_description`), host, plus ``extra``."""
     from digisem import __version__
 
     return {
@@ -133,5 +136,6 @@ def run_metadata(seed: int | None, device: str | torch.device = "cpu", **extra: 
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu_description(),
         **extra,
     }

@@ -126,3 +126,26 @@ def test_each_step_trains_exactly_its_parts(tmp_path, step, changed):
     fit_stage(model, stage, TensorDataset(sample_images("cifar")[0]), tmp_path, batch_size=4, seed=0, progress=False)
     moved = {name for name, params in before.items() if any(not torch.equal(a, b) for a, b in zip(params, getattr(model, name).parameters()))}
     assert moved == changed
+
+
+def test_an_amp_schedule_can_start_from_earlier_weights(tmp_path):
+    """train.init_from (continuing a trained model with more AMP steps): a Step-5-only schedule
+    freezes the encoder, so after training it is bit-identical to the source run's encoder, while the
+    decoder has moved; the stage key carries the source's sha256."""
+    import hashlib
+
+    base = load_recipe("ampsc-smoke", ["schedule.0.epochs=1"])
+    base["schedule"] = base["schedule"][:1]
+    base_dir = run_recipe(base, tmp_path, progress=False)
+    tuned = load_recipe("ampsc-smoke")
+    tuned.update(name="ampsc-smoke-continued", schedule=[{"step": 5, "epochs": 1, "lr": 1.0e-2}])
+    tuned["train"]["init_from"] = "ampsc-smoke"
+    tuned_dir = run_recipe(tuned, tmp_path, progress=False)
+    source, _ = read_weights(base_dir / "model.safetensors")
+    result, _ = read_weights(tuned_dir / "model.safetensors")
+    encoder = [key for key in source if key.startswith("encoder.")]
+    assert encoder and all(torch.equal(result[key], source[key]) for key in encoder)
+    assert any(not torch.equal(result[key], source[key]) for key in source if key.startswith("decoder."))
+    sha = hashlib.sha256((base_dir / "model.safetensors").read_bytes()).hexdigest()
+    keys = [json.loads(path.read_text()).get("initial_weights") for path in (tmp_path / "_stages").glob("*/fingerprint.json")]
+    assert sha in keys

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from digisem.hardware import channels_last_is_sound
 from digisem.train.loop import Stage, fit_stage
 from digisem.weights import CheckpointError, load_state, load_weights, save_weights
 
@@ -131,9 +132,85 @@ def test_channels_last_and_compile_apply_during_the_stage_only(tmp_path):
         model = ConvPair()
         stage = Stage("speed", epochs=1, lr=1e-2, trainable=("encoder", "decoder"), loss=loss, **switches)
         fit_stage(model, stage, images, tmp_path / str(len(switches)), batch_size=16, seed=0, progress=False)
-        assert model.seen_channels_last == [bool(switches)] * 2
+        # channels-last is dropped on CPUs where its kernels are unsound (tested below)
+        assert model.seen_channels_last == [bool(switches) and channels_last_is_sound("cpu")] * 2
         assert all(p.is_contiguous() for p in model.parameters())
         assert model.encoder._compiled_call_impl is None and model.decoder._compiled_call_impl is None
         results[bool(switches)] = model.state_dict()
     for key, value in results[False].items():
         torch.testing.assert_close(results[True][key], value, rtol=1e-4, atol=1e-5)
+
+
+class AutocastProbe(TwoPart):
+    """Records the dtype of the encoder's output in each forward (bfloat16 under autocast)."""
+
+    def forward(self, x, generator):
+        hidden = self.encoder(x)
+        self.seen_dtypes = getattr(self, "seen_dtypes", []) + [hidden.dtype]
+        return self.decoder(hidden).float()
+
+
+@pytest.mark.parametrize(("capabilities", "native"), [({"avx2": True, "avx512_bf16": False}, False), ({"avx512_bf16": True}, True),
+                                                      ({"amx_bf16": True}, True), ({"bf16": True}, True), ({}, False)])
+def test_native_bfloat16_reads_the_cpu_features(monkeypatch, capabilities, native):
+    from digisem import hardware
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert hardware.native_bfloat16("cpu") is native
+    assert hardware.cpu_description().endswith("bf16 native" if native else "bf16 emulated")
+
+
+@pytest.mark.parametrize(("capabilities", "sound"), [({"architecture": "x86_64", "avx2": True, "avx512_f": False}, False),
+                                                     ({"architecture": "x86_64", "avx512_f": True}, True), ({"architecture": "arm64", "neon": True}, True)])
+def test_channels_last_is_refused_only_on_x86_without_avx512(monkeypatch, capabilities, sound):
+    from digisem import hardware
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert hardware.channels_last_is_sound("cpu") is sound
+
+
+def test_a_channels_last_stage_trains_contiguous_where_channels_last_is_unsound(tmp_path, monkeypatch):
+    """Where channels-last kernels corrupt the heap, the stage warns, the images reach the model in
+    the contiguous format and the logs say channels_last false."""
+    from digisem.train import loop
+
+    monkeypatch.setattr(loop, "channels_last_is_sound", lambda device: False)
+    images = TensorDataset(torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
+    model = ConvPair()
+    stage = Stage("cl", epochs=1, lr=1e-2, trainable=("encoder", "decoder"), channels_last=True,
+                  loss=lambda model_call, batch, generator: ((model_call(batch[0], generator) - batch[0]).pow(2).mean(), {}))
+    with pytest.warns(RuntimeWarning, match="contiguous format.*without AVX-512"):
+        logs = fit_stage(model, stage, images, tmp_path / "cl", batch_size=16, seed=0, progress=False)
+    assert model.seen_channels_last == [False, False]
+    assert logs[0]["channels_last"] is False
+
+
+@pytest.mark.parametrize(("native", "forced", "used"), [(True, False, "bf16"), (False, False, "fp32"), (False, True, "bf16")])
+def test_bf16_stage_falls_back_to_fp32_where_bfloat16_is_emulated(tmp_path, dataset, monkeypatch, native, forced, used):
+    """A ``bf16`` stage trains in bfloat16 only on hardware that has it (or when forced with
+    DIGISEM_EMULATED_BF16=1); otherwise it warns, trains in float32 (the same weights as an fp32
+    stage) and the epoch logs say so."""
+    from digisem.train import loop
+
+    monkeypatch.setattr(loop, "native_bfloat16", lambda device: native)
+    if forced:
+        monkeypatch.setenv(loop.EMULATED_BF16_VARIABLE, "1")
+    else:
+        monkeypatch.delenv(loop.EMULATED_BF16_VARIABLE, raising=False)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = AutocastProbe()
+        stage = Stage("p", epochs=1, lr=1e-2, trainable=("encoder", "decoder"), loss=mse_loss, precision=precision)
+        if precision == "bf16" and used == "fp32":
+            with pytest.warns(RuntimeWarning, match="no native bfloat16.*DIGISEM_EMULATED_BF16=1"):
+                logs = fit_stage(model, stage, dataset, tmp_path / precision, batch_size=16, seed=0, progress=False)
+        else:
+            logs = fit_stage(model, stage, dataset, tmp_path / precision, batch_size=16, seed=0, progress=False)
+        runs[precision] = (logs, model)
+    logs, model = runs["bf16"]
+    assert [entry["precision"] for entry in logs] == [used]
+    assert set(model.seen_dtypes) == {torch.bfloat16 if used == "bf16" else torch.float32}
+    assert runs["fp32"][0][0]["precision"] == "fp32"
+    same_weights = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), runs["fp32"][1].state_dict().values()))
+    assert same_weights is (used == "fp32")

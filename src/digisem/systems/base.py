@@ -240,7 +240,9 @@ class Stage:
     runner hashes it with the family, model, data, train sections, seed and earlier stages into the
     stage-cache key); ``dataset`` and ``batch_size`` replace the recipe's training set and batch
     size; ``optional_parts`` may be missing from or extra in a cached checkpoint; ``precision``
-    ``"bf16"`` runs the loss under bfloat16 autocast (weights and optimizer stay float32).
+    ``"bf16"`` runs the loss under bfloat16 autocast (weights and optimizer stay float32) where the
+    hardware computes bfloat16 natively, and in float32 elsewhere
+    (:func:`digisem.train.loop.training_precision`).
     ``channels_last`` trains with the model's 4-D weights and the images in the channels-last
     memory format; ``compile`` runs each trainable part through ``torch.compile`` (see
     ``docs/results/training_speed.md`` for what each buys per family). Both are undone when the

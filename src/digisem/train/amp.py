@@ -30,6 +30,7 @@ from ..link import BSCLink
 from ..systems.ampsc import AMPSC, STEP_LOSSES
 from ..systems.base import RecipeContext, RecipeSpec, Stage, TrainingSpeed, images_of, register_recipe, speed_options
 from .recipe import RecipeError
+from .warm_start import initialize_from
 
 STEPS = {
     1: {"mode": "analog", "parts": ("encoder", "decoder"), "masked": False, "restore": False},
@@ -46,10 +47,13 @@ RESTORER_PARTS = ("restorer",)
 @dataclass
 class AMPTraining(TrainingSpeed):
     """The ``train`` section of an AMP recipe: ``p``, the BSC flip probability of the digital steps,
-    ``precision`` (``fp32``, or ``bf16`` autocast) of every step and the speed switches."""
+    ``precision`` (``fp32``, or ``bf16`` autocast) of every step, ``init_from`` (an earlier run or a
+    zoo model whose weights the schedule starts from, e.g. to continue the zoo model with more
+    Steps 3-5) and the speed switches."""
 
     p: float = 0.0125
     precision: str = "fp32"
+    init_from: str | None = None
 
 
 @dataclass
@@ -97,17 +101,21 @@ def amp_stages(context: RecipeContext) -> Iterator[Stage]:
     """The AMP schedule: one stage per entry, each with its step's mode, trained parts and loss.
 
     A step's cache key leaves out the IRSNet settings while no step of the prefix has trained IRSNet,
-    so AMP-SC, SoftQ and SoftHe22 share their Steps 1-2."""
+    so AMP-SC, SoftQ and SoftHe22 share their Steps 1-2. With ``train.init_from`` the model starts
+    from those weights and every key also carries their sha256 (a model with IRSNet may start from
+    one without: its IRSNet then starts fresh)."""
     model, recipe = context.model, context.recipe
     schedule = resolve_schedule(recipe)
     p = float(recipe["train"]["p"])
+    initial_weights = initialize_from(model, context.runs_dir, recipe["train"]["init_from"], may_lack=lambda key: key.startswith("restorer."))
+    start = {"initial_weights": initial_weights} if initial_weights else {}
     for index, entry in enumerate(schedule):
         prefix = schedule[: index + 1]
         trains_restorer = model.restorer is not None and any(STEPS[e["step"]]["restore"] for e in prefix)
         model_fingerprint = {k: v for k, v in recipe["model"].items() if trains_restorer or k not in RESTORER_KEYS}
         parts = tuple(part for part in STEPS[entry["step"]]["parts"] if getattr(model, part) is not None)
         yield Stage(f"step{entry['step']}-{index}", entry["epochs"], entry["lr"], parts, step_loss(model, entry["step"], p, entry["mask_ratio"]),
-                    fingerprint={"model": model_fingerprint, "schedule": prefix}, optional_parts=RESTORER_PARTS, precision=recipe["train"]["precision"], **speed_options(recipe["train"]))
+                    fingerprint={"model": model_fingerprint, "schedule": prefix, **start}, optional_parts=RESTORER_PARTS, precision=recipe["train"]["precision"], **speed_options(recipe["train"]))
 
 
 AMP_RECIPE = register_recipe("ampsc", RecipeSpec(stages=amp_stages, sections={"train": AMPTraining, "schedule": list[AMPStep]}))

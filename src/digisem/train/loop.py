@@ -17,9 +17,11 @@ shard of every epoch and rank 0 writes the files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm.auto import tqdm
 
 from ..distributed import distributed_context
+from ..hardware import channels_last_is_sound, native_bfloat16
 from ..io import derived_seed, remove_stale_temporaries, write_json, write_jsonl
 from ..link.errors import InputError
 from ..systems.base import Stage
@@ -43,6 +46,29 @@ def default_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
+
+
+EMULATED_BF16_VARIABLE = "DIGISEM_EMULATED_BF16"
+"""Set to ``1`` to train ``bf16`` stages in bfloat16 even where the hardware only emulates it."""
+
+
+def fitted_to_hardware(stage: Stage, device: torch.device) -> Stage:
+    """``stage`` with the speed settings that ``device`` can run (:mod:`digisem.hardware`), each change
+    warned about: ``precision="bf16"`` becomes ``"fp32"`` where bfloat16 is only emulated (many times
+    slower; ``DIGISEM_EMULATED_BF16=1`` keeps it, e.g. to reproduce a recipe's numbers exactly), and
+    ``channels_last`` is dropped where torch's channels-last kernels corrupt the heap (an x86 CPU
+    without AVX-512). The epoch logs record what was used."""
+    changes = {}
+    if stage.precision == "bf16" and not native_bfloat16(device) and os.environ.get(EMULATED_BF16_VARIABLE) != "1":
+        changes["precision"] = "fp32"
+        warnings.warn(f"this {device.type} has no native bfloat16 (on a CPU: no AVX512-BF16 or AMX), so bfloat16 autocast would be "
+                      f"emulated and many times slower: stage {stage.name!r} trains in fp32 instead (set {EMULATED_BF16_VARIABLE}=1 to keep bf16)",
+                      RuntimeWarning, stacklevel=2)
+    if stage.channels_last and not channels_last_is_sound(device):
+        changes["channels_last"] = False
+        warnings.warn(f"stage {stage.name!r} trains in the contiguous format: torch's channels-last 1x1-convolution gradient "
+                      "corrupts the heap on x86 CPUs without AVX-512 (digisem.hardware)", RuntimeWarning, stacklevel=2)
+    return dataclasses.replace(stage, **changes) if changes else stage
 
 
 def _trainable_parameters(model: nn.Module, names: tuple[str, ...]) -> list[nn.Parameter]:
@@ -96,6 +122,7 @@ def fit_stage(
     if stage.epochs < 1:
         raise InputError(f"stage {stage.name!r} needs epochs >= 1, got {stage.epochs}")
     parameters = _trainable_parameters(model, stage.trainable)
+    stage = fitted_to_hardware(stage, device)
     optimizer = torch.optim.Adam(parameters, lr=stage.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.epochs, eta_min=stage.eta_min)
     logs: list[dict[str, Any]] = []
@@ -152,7 +179,8 @@ def fit_stage(
                 bar.set_postfix(loss=f"{sums['loss'] / (index + 1):.4f}")
             bar.close()
             scheduler.step()
-            entry = {"stage": stage.name, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2)}
+            entry = {"stage": stage.name, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
+                     "precision": stage.precision, "channels_last": stage.channels_last}
             entry.update({key: value / total_batches for key, value in sums.items()})
             logs.append(entry)
             if rank == 0:

@@ -140,7 +140,7 @@ def test_defaults_are_filled_and_numbers_normalized():
     assert isinstance(recipe["train"]["snr_db"], float) and isinstance(recipe["train"]["epochs"], int)
     amp = checked(load_recipe("ampsc-smoke"))
     assert amp["schedule"][0] == {"step": 1, "epochs": 2, "lr": 1.0e-3, "mask_ratio": None}
-    assert amp["train"] == {"p": 0.0125, "precision": "fp32", "channels_last": True, "compile": False}
+    assert amp["train"] == {"p": 0.0125, "precision": "fp32", "channels_last": True, "compile": False, "init_from": None}
     scdm = checked(load_recipe("scdm-smoke"))
     assert scdm["joint"]["epochs"] == 1 and scdm["train"]["batch_size"] == 4
     robust = checked(load_recipe("robust-smoke"))

@@ -27,6 +27,9 @@ def test_tiny_recipe_end_to_end(reference):
     assert results["name"] == "AMP-SC (smoke)" and results["results"]["snr_db"] == [0.0, 18.0]
     assert results["meta"]["recipe"]["model"]["width"] == 4 and results["meta"]["git"] is not None
     assert results["meta"]["snr_kind"] == "ebn0" and results["meta"]["link"] == "bsc"
+    assert results["meta"]["cpu"].startswith(torch.cpu.get_capabilities()["cpu_name"]) and "bf16 " in results["meta"]["cpu"]
+    logs = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert all(entry["precision"] == "fp32" and isinstance(entry["channels_last"], bool) for entry in logs), "the logs record what the stages ran in"
     assert (run_dir / "plots" / "psnr.png").is_file() and (run_dir / "config.yaml").is_file()
     assert sorted(name.split("-", 1)[1] for name in stage_dirs) == ["step1-0", "step2-1", "step3-2", "step4-3", "step5-4"], "AMP stages are named step<k>-<index>"
     assert len((run_dir / "log.jsonl").read_text().splitlines()) == 6, "one log line per epoch of every stage"

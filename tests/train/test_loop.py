@@ -214,3 +214,21 @@ def test_bf16_stage_falls_back_to_fp32_where_bfloat16_is_emulated(tmp_path, data
     assert runs["fp32"][0][0]["precision"] == "fp32"
     same_weights = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), runs["fp32"][1].state_dict().values()))
     assert same_weights is (used == "fp32")
+
+
+def test_warmup_then_per_batch_cosine_follows_the_closed_form(tmp_path, dataset):
+    """warmup_epochs > 0: the lr after optimizer step t (1-based, T steps, W of warm-up) is
+    lr t / W during the warm-up, then eta_min + (lr - eta_min) (1 + cos(pi (t - W) / (T - W))) / 2;
+    the epoch logs hold the lr after each epoch's last step. 64 items / batch 16 = 4 steps per epoch."""
+    import math
+
+    lr, eta_min, epochs, per_epoch, warmup = 0.1, 0.001, 3, 4, 2  # warmup_epochs 0.5 -> 2 steps
+    stage = Stage("onecycle", epochs=epochs, lr=lr, eta_min=eta_min, trainable=("encoder", "decoder"), loss=mse_loss, warmup_epochs=0.5)
+    logs = fit_stage(make_model(), stage, dataset, tmp_path / "s", batch_size=16, seed=0, progress=False)
+
+    def expected(step):  # the lr in force for the (step + 1)-th optimizer step, 0-based
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        return eta_min + (lr - eta_min) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (epochs * per_epoch - warmup)))
+
+    assert [entry["lr"] for entry in logs] == pytest.approx([expected((epoch + 1) * per_epoch) for epoch in range(epochs)], rel=1e-9)

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -9,7 +10,7 @@ from torch.utils.data import TensorDataset
 from digisem import zoo
 from digisem.evaluate import sweep
 from digisem.train import robust, run_recipe
-from digisem.train.recipe import load_recipe
+from digisem.train.recipe import RecipeError, load_recipe
 
 
 def test_robust_smoke_recipe_trains_with_attack_and_weight_perturbation(tmp_path, monkeypatch):
@@ -57,3 +58,32 @@ def test_accuracy_evaluation_against_an_oracle():
     attacked = sweep(_Oracle(), None, [0.0], dataset, attack=shift, progress=False)
     # ... except class 9, whose images saturate at 1.0 and stay nearest to their own class
     assert attacked["accuracy"] == [1.0] and attacked["accuracy_attacked"] == [0.1]
+
+
+def test_label_smoothing_is_the_mixture_of_cross_entropy_and_uniform_targets():
+    """robust_loss with label_smoothing e: (1 - e) (-log p_y) + e mean_k(-log p_k), per example, for
+    known logits (the extra terms are zero for a model without codebook, FIM or similarity term)."""
+    from digisem.systems.base import SystemOutput
+    from digisem.train.robust import robust_loss
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    labels = torch.tensor([0, 1])
+
+    class Fixed(torch.nn.Module):
+        digitizer = None
+
+        def forward(self, images, **kwargs):
+            return SystemOutput(logits=logits, vq_losses={}, fim_logits=[], features=None)
+
+    log_p = torch.log_softmax(logits, 1)
+    for smoothing in (0.0, 0.1, 0.5):
+        total, parts = robust_loss(Fixed(), torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4), labels, {}, label_smoothing=smoothing)
+        expected = (1 - smoothing) * -log_p[[0, 1], labels] + smoothing * -log_p.mean(1)
+        torch.testing.assert_close(total, expected)
+        assert parts["accuracy"] == 0.5
+
+
+def test_out_of_range_smoothing_and_warmup_are_named(tmp_path):
+    for override, key in (("train.label_smoothing=1.5", "train.label_smoothing"), ("train.warmup_epochs=-1", "train.warmup_epochs")):
+        with pytest.raises(RecipeError, match=key):
+            run_recipe(load_recipe("robust-smoke", [override]), tmp_path, progress=False)

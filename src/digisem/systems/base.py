@@ -233,7 +233,9 @@ class Stage:
     """One training stage.
 
     ``trainable`` names submodules of the model (e.g. ``("encoder", "decoder")``); all others are
-    frozen. The learning rate follows cosine annealing from ``lr`` to ``eta_min`` over ``epochs``.
+    frozen. The learning rate follows cosine annealing from ``lr`` to ``eta_min`` over ``epochs``,
+    stepped per epoch; with ``warmup_epochs > 0`` it rises linearly for that many epochs first and the
+    cosine is stepped per batch.
     ``max_batches`` caps the batches per epoch (None: the whole dataset). ``after_backward`` runs
     between each backward pass and the optimizer step (e.g. removing an adversarial weight
     perturbation). ``fingerprint`` is what, beyond the recipe, determines the stage's weights (the
@@ -255,6 +257,7 @@ class Stage:
     trainable: tuple[str, ...]
     loss: LossFn
     eta_min: float = 1e-6
+    warmup_epochs: float = 0.0
     max_batches: int | None = None
     after_backward: Callable[[], None] | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)

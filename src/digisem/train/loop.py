@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 import warnings
@@ -124,7 +125,7 @@ def fit_stage(
     parameters = _trainable_parameters(model, stage.trainable)
     stage = fitted_to_hardware(stage, device)
     optimizer = torch.optim.Adam(parameters, lr=stage.lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.epochs, eta_min=stage.eta_min)
+    scheduler = _lr_scheduler(optimizer, stage, _batches_per_epoch(stage, len(dataset), batch_size, world_size))
     logs: list[dict[str, Any]] = []
     start_epoch = 0
     if (stage_dir / "state.pt").is_file():
@@ -173,12 +174,15 @@ def fit_stage(
                 if stage.after_backward is not None:
                     stage.after_backward()
                 optimizer.step()
+                if stage.warmup_epochs > 0:
+                    scheduler.step()
                 for key, value in {"loss": loss.item(), **values}.items():
                     sums[key] = sums.get(key, 0.0) + value
                 bar.update(1)
                 bar.set_postfix(loss=f"{sums['loss'] / (index + 1):.4f}")
             bar.close()
-            scheduler.step()
+            if stage.warmup_epochs == 0:
+                scheduler.step()
             entry = {"stage": stage.name, "epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
                      "precision": stage.precision, "channels_last": stage.channels_last}
             entry.update({key: value / total_batches for key, value in sums.items()})
@@ -192,6 +196,31 @@ def fit_stage(
     if rank == 0:
         write_json(stage_dir / "done.json", {"stage": stage.name, "epochs": stage.epochs, "final": logs[-1]})
     return logs
+
+
+def _batches_per_epoch(stage: Stage, items: int, batch_size: int, world_size: int) -> int:
+    """Optimizer steps per epoch of each rank (full batches of its shard, capped by ``max_batches``)."""
+    batches = -(-items // world_size) // batch_size
+    return batches if stage.max_batches is None else min(batches, stage.max_batches)
+
+
+def _lr_scheduler(optimizer: torch.optim.Optimizer, stage: Stage, batches_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine annealing from ``stage.lr`` to ``stage.eta_min``: stepped once per epoch, or, with
+    ``stage.warmup_epochs > 0``, once per batch after a linear warm-up from ``lr / warmup steps``
+    over that many epochs (the one-cycle shape short trainings want)."""
+    if stage.warmup_epochs == 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.epochs, eta_min=stage.eta_min)
+    total = max(1, stage.epochs * batches_per_epoch)
+    warmup = min(total, max(1, round(stage.warmup_epochs * batches_per_epoch)))
+    floor = stage.eta_min / stage.lr if stage.lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @contextmanager

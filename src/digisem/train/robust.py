@@ -44,7 +44,10 @@ class RobustTraining(TrainingSpeed):
     """The ``train`` section: ``epochs``, ``lr``, Es/N0 ``snr_db`` of the training link, the
     transmitter-side ``attack`` of adversarial training, the AWP ``awp_gamma`` (0: none), the loss
     ``weights`` (``vq``, ``orthogonality``, ``fim``, ``similarity``) and ``init_from`` (an earlier
-    run of the same runs folder to fine-tune), ``precision`` (``fp32``, or ``bf16`` autocast) and the speed switches."""
+    run of the same runs folder to fine-tune), ``precision`` (``fp32``, or ``bf16`` autocast), the
+    speed switches, ``warmup_epochs`` (> 0: linear warm-up, then a per-batch cosine; see
+    :class:`~digisem.systems.base.Stage`) and ``label_smoothing`` of the training cross-entropy
+    (the attacks still maximize the plain one)."""
 
     epochs: int
     lr: float
@@ -54,15 +57,21 @@ class RobustTraining(TrainingSpeed):
     weights: dict[str, float] = field(default_factory=dict)
     init_from: str | None = None
     precision: str = "fp32"
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
 
 
 def robust_loss(model_call, images: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor | None, weights: dict[str, float], *, snr_db=None, link=None,
-                generator=None) -> tuple[torch.Tensor, dict[str, float]]:
+                generator=None, label_smoothing: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Per-example training loss ``[B]`` of (possibly attacked) ``images`` and its parts: the task loss
-    (:func:`digisem.evaluate.task_loss`: cross-entropy with ``labels``, or, with ``labels=None``, the
-    MSE against the ``clean`` images) plus the weighted extra terms shared by all examples."""
+    (:func:`digisem.evaluate.task_loss`: cross-entropy with ``labels``, with ``label_smoothing`` in
+    [0, 1), or, with ``labels=None``, the MSE against the ``clean`` images) plus the weighted extra
+    terms shared by all examples."""
     out = model_call(images, snr_db=snr_db, link=link, generator=generator)
-    per_example = task_loss(out, clean, labels)
+    if label_smoothing and out.get("logits") is not None and labels is not None:
+        per_example = F.cross_entropy(out["logits"], labels, reduction="none", label_smoothing=label_smoothing)
+    else:
+        per_example = task_loss(out, clean, labels)
     module = getattr(model_call, "module", model_call)
     extra = float(weights.get("vq", 1.0)) * sum(out["vq_losses"].values(), torch.zeros(()))
     if isinstance(module.digitizer, VectorQuantizer):
@@ -94,6 +103,11 @@ def robust_stages(context: RecipeContext) -> Iterator[Stage]:
         raise RecipeError(f"recipe section link: {err}") from err
     attack = attack_from_spec(train["attack"])
     weights = train["weights"]
+    if not 0 <= train["label_smoothing"] < 1:
+        raise RecipeError(f"recipe key train.label_smoothing must lie in [0, 1), got {train['label_smoothing']}")
+    if train["warmup_epochs"] < 0:
+        raise RecipeError(f"recipe key train.warmup_epochs must be >= 0, got {train['warmup_epochs']}")
+    smoothing = float(train["label_smoothing"])
     initial_weights = initialize_from(model, context.runs_dir, train["init_from"], may_lack=lambda key: key.startswith("fims.") or key == "noise_profile")
     snr_db = train["snr_db"] if link is not None else None
     awp = AdversarialWeightPerturbation(model, train["awp_gamma"]) if train["awp_gamma"] > 0 else None
@@ -110,14 +124,16 @@ def robust_stages(context: RecipeContext) -> Iterator[Stage]:
             if model.config.masking == "noise":
                 model.update_noise_profile(clean, images)
         if awp is not None:
-            awp.perturb(lambda: robust_loss(model_call, images, clean, labels, weights, snr_db=snr_db, link=link, generator=generator)[0].mean())
-        total, parts = robust_loss(model_call, images, clean, labels, weights, snr_db=snr_db, link=link, generator=generator)
+            awp.perturb(lambda: robust_loss(model_call, images, clean, labels, weights, snr_db=snr_db, link=link, generator=generator,
+                                            label_smoothing=smoothing)[0].mean())
+        total, parts = robust_loss(model_call, images, clean, labels, weights, snr_db=snr_db, link=link, generator=generator, label_smoothing=smoothing)
         return total.mean(), parts
 
     trainable = tuple(part for part in TRAINABLE if any(True for _ in getattr(model, part).parameters()))
     context.extras["weights_metadata"] = {"link": link_spec}
     yield Stage("robust", train["epochs"], train["lr"], trainable, loss, after_backward=awp.restore if awp is not None else None,
-                fingerprint={"link": link_spec, "initial_weights": initial_weights}, precision=train["precision"], **speed_options(train))
+                fingerprint={"link": link_spec, "initial_weights": initial_weights}, precision=train["precision"], warmup_epochs=float(train["warmup_epochs"]),
+                **speed_options(train))
 
 
 ROBUST_RECIPE = register_recipe("vqvae", RecipeSpec(stages=robust_stages, sections={"train": RobustTraining, "link": dict[str, Any] | None}))

@@ -12,7 +12,8 @@ A ``vqvae`` recipe: ``model`` (:class:`~digisem.systems.vqvae.MaskedVQVAEConfig`
 (``dataset`` cifar10 or samples, ``train_limit``, ``batch_size``, optional ``image_size`` to resize to), ``link`` (``modulation``,
 ``channel``, ``code``: e.g. 16qam, mimo-8x4-svd, ldpc-1/2; null sends indices intact), ``train``
 (``epochs``, ``lr``, ``snr_db``, ``attack``, ``awp_gamma``, ``weights``, optional ``init_from``: the
-name of an earlier run in the same runs folder to fine-tune), ``eval`` (``snr``,
+name of an earlier run in the same runs folder or a zoo model to fine-tune, ``warmup_epochs``,
+``label_smoothing``), ``eval`` (``snr``,
 ``test_limit``, ``batch_size``, ``attack``). Attacks: ``{kind: none|fgsm|ifgsm|pgd, epsilon, step,
 steps}`` on images in [0, 1].
 """

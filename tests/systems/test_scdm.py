@@ -227,3 +227,27 @@ def test_score_network_shapes_and_scaling():
     assert out.shape == (3, 2, 32) and torch.isfinite(out).all()
     with pytest.raises(ValueError, match=r"\[B, 2, n\] with n a multiple of 8"):
         network(torch.randn(3, 2, 30), torch.ones(3))
+
+
+def test_a_mixed_snr_batch_evaluates_only_active_examples_and_equals_separate_batches(generator):
+    """Per-example start steps (a batch of several SNRs): with the deterministic ODE sampler the mixed
+    batch gives each example what a batch of its own SNR gives, and the score network sees only the
+    examples still active (the sum of their start steps, not batch x largest)."""
+    schedule = VESchedule(0.1, 10.0, 64)
+    z = draw_qpsk(12, 32, generator)
+    snrs = torch.tensor([0.0, 6.0, 12.0]).repeat_interleave(4)
+    y = torch.cat([_noisy(z[k * 4:(k + 1) * 4], float(snrs[k * 4]), generator) for k in range(3)])
+    start = schedule.step_for_snr(snrs)
+    seen = []
+
+    def counting_score(x, sigma):
+        seen.append(x.shape[0])
+        return exact_score(QPSK)(x, sigma)
+
+    config = SamplerConfig(predictor="ode", corrector="none")
+    mixed, _ = sample(counting_score, schedule, to_real(y), start, config, generator)
+    assert sum(seen) == int(start.sum())
+    for k in range(3):
+        part = slice(k * 4, (k + 1) * 4)
+        alone, _ = sample(exact_score(QPSK), schedule, to_real(y[part]), start[part], config, generator)
+        torch.testing.assert_close(mixed[part], alone)

@@ -361,7 +361,9 @@ def sample(
 
     For ``i = N_snr .. 1``: predictor from ``sigma_i`` to ``sigma_{i-1}``, then ``L`` corrector steps at
     ``sigma_{i-1}`` (none after the last step, at ``sigma_0 = 0``, which returns the predictor's mean).
-    Examples whose ``start_steps`` is 0 come back unchanged. Returns ``(denoised [B, 2, n], number of
+    Examples whose ``start_steps`` is 0 come back unchanged. Each step evaluates the score network on
+    the examples still active only, so a batch of mixed SNRs costs the sum of its examples' steps,
+    not the batch size times the largest. Returns ``(denoised [B, 2, n], number of
     score evaluations per example at the largest start step)``.
     """
     config = config or SamplerConfig()
@@ -381,15 +383,16 @@ def sample(
     predictor = PREDICTORS[config.predictor]
     corrections = config.corrector_steps if config.corrector == "langevin" else 0
     for i in range(top, 0, -1):
-        active = _per_example(start_steps >= i, x).bool()
-        candidate = x
+        active = (start_steps >= i).nonzero().squeeze(1)
+        everyone = len(active) == x.shape[0]
+        candidate = x if everyone else x[active]
         if predictor is not None:
-            candidate = predictor(candidate, score_fn(candidate, sigmas[i].expand(x.shape[0])), variances[i], variances[i - 1], generator, last=i == 1)
+            candidate = predictor(candidate, score_fn(candidate, sigmas[i].expand(len(active))), variances[i], variances[i - 1], generator, last=i == 1)
             evaluations += 1
         if i > 1 and corrections:
-            candidate = _langevin(candidate, score_fn, sigmas[i - 1].expand(x.shape[0]), variances[i - 1], config.r, corrections, generator)
+            candidate = _langevin(candidate, score_fn, sigmas[i - 1].expand(len(active)), variances[i - 1], config.r, corrections, generator)
             evaluations += corrections
-        x = torch.where(active, candidate, x)
+        x = candidate if everyone else x.index_copy(0, active, candidate)
     return x, evaluations
 
 

@@ -276,11 +276,12 @@ def sweep(
     return curves
 
 
-def task_loss(out: dict[str, Any], images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+def task_loss(out: dict[str, Any], images: torch.Tensor, labels: torch.Tensor | None, label_smoothing: float = 0.0) -> torch.Tensor:
     """Per-example loss ``[B]`` an attacker maximizes: cross-entropy of ``logits`` with ``labels``
-    (classification) or the MSE of ``x_hat`` against the clean ``images`` (reconstruction)."""
+    (classification; ``label_smoothing`` in [0, 1) mixes in uniform targets, for training) or the MSE
+    of ``x_hat`` against the clean ``images`` (reconstruction)."""
     if out.get("logits") is not None and labels is not None:
-        return F.cross_entropy(out["logits"], labels, reduction="none")
+        return F.cross_entropy(out["logits"], labels, reduction="none", label_smoothing=label_smoothing)
     return (out["x_hat"] - images).pow(2).flatten(1).mean(1)
 
 

@@ -244,7 +244,7 @@ class Stage:
     size; ``optional_parts`` may be missing from or extra in a cached checkpoint; ``precision``
     ``"bf16"`` runs the loss under bfloat16 autocast (weights and optimizer stay float32) where the
     hardware computes bfloat16 natively, and in float32 elsewhere
-    (:func:`digisem.train.loop.training_precision`).
+    (:func:`digisem.train.loop.fitted_to_hardware`, which also drops ``channels_last`` where it is unsound).
     ``channels_last`` trains with the model's 4-D weights and the images in the channels-last
     memory format; ``compile`` runs each trainable part through ``torch.compile`` (see
     ``docs/results/training_speed.md`` for what each buys per family). Both are undone when the

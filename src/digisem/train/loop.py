@@ -125,7 +125,8 @@ def fit_stage(
     parameters = _trainable_parameters(model, stage.trainable)
     stage = fitted_to_hardware(stage, device)
     optimizer = torch.optim.Adam(parameters, lr=stage.lr)
-    scheduler = _lr_scheduler(optimizer, stage, _batches_per_epoch(stage, len(dataset), batch_size, world_size))
+    total_batches = _batches_per_epoch(stage, len(dataset), batch_size, world_size)
+    scheduler = _lr_scheduler(optimizer, stage, total_batches)
     logs: list[dict[str, Any]] = []
     start_epoch = 0
     if (stage_dir / "state.pt").is_file():
@@ -154,7 +155,6 @@ def fit_stage(
                 sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(epoch_seed))
             loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=collate)
             noise = torch.Generator(device=device).manual_seed(derived_seed(epoch_seed, "noise", rank))
-            total_batches = len(loader) if stage.max_batches is None else min(len(loader), stage.max_batches)
             if total_batches == 0:
                 raise InputError(f"the dataset ({len(dataset)} items) is smaller than one batch of {batch_size}")
             sums: dict[str, float] = {}
@@ -199,7 +199,8 @@ def fit_stage(
 
 
 def _batches_per_epoch(stage: Stage, items: int, batch_size: int, world_size: int) -> int:
-    """Optimizer steps per epoch of each rank (full batches of its shard, capped by ``max_batches``)."""
+    """Optimizer steps per epoch of each rank: the full batches of its shard (the loader's length, with
+    ``drop_last``; a distributed shard is padded to ``ceil(items / world_size)``), capped by ``max_batches``."""
     batches = -(-items // world_size) // batch_size
     return batches if stage.max_batches is None else min(batches, stage.max_batches)
 

@@ -69,10 +69,7 @@ def robust_loss(model_call, images: torch.Tensor, clean: torch.Tensor, labels: t
     [0, 1), or, with ``labels=None``, the MSE against the ``clean`` images) plus the weighted extra
     terms shared by all examples."""
     out = model_call(images, snr_db=snr_db, link=link, generator=generator)
-    if label_smoothing and out.get("logits") is not None and labels is not None:
-        per_example = F.cross_entropy(out["logits"], labels, reduction="none", label_smoothing=label_smoothing)
-    else:
-        per_example = task_loss(out, clean, labels)
+    per_example = task_loss(out, clean, labels, label_smoothing)
     module = getattr(model_call, "module", model_call)
     extra = float(weights.get("vq", 1.0)) * sum(out["vq_losses"].values(), torch.zeros(()))
     if isinstance(module.digitizer, VectorQuantizer):

@@ -206,6 +206,26 @@ def test_a_patch_changes_one_square_per_image_to_the_linear_loss_optimum(generat
     assert torch.equal(adversarial, again), "the generator draws the positions"
 
 
+def test_a_fixed_patch_sits_at_the_same_place_in_every_image(generator):
+    """With position = (top, left) every image changes exactly in rows top..top+size-1 and columns
+    left..left+size-1 (a linear loss moves every value there to a bound), and nowhere else."""
+    from digisem.attacks import from_spec
+
+    x = torch.rand(4, 3, 16, 16, generator=generator) * 0.8 + 0.1
+    w = torch.randn(3, 16, 16, generator=generator)
+    adversarial = patch_attack(linear_loss(w), x, 5, 0.25, 4, position=(2, 9))
+    expected = torch.zeros(16, 16, dtype=torch.bool)
+    expected[2:7, 9:14] = True
+    assert torch.equal((adversarial != x).any(1), expected.expand(4, 16, 16))
+    assert torch.equal(adversarial[:, :, 2:7, 9:14], (w[:, 2:7, 9:14] > 0).to(x.dtype).expand(4, -1, -1, -1))
+    spec = {"kind": "patch", "size": 5, "step": 0.25, "steps": 4, "top": 2, "left": 9}
+    assert torch.equal(from_spec(spec)(linear_loss(w), x), adversarial)
+    with pytest.raises(ValueError, match="needs both top and left"):
+        from_spec({"kind": "patch", "size": 5, "step": 0.25, "steps": 4, "top": 2})
+    with pytest.raises(ValueError, match="leaves the 16x16 image"):
+        patch_attack(linear_loss(w), x, 5, 0.25, 4, position=(12, 0))
+
+
 def test_the_concentrated_attacks_are_built_and_checked_by_the_factory(generator):
     from digisem.attacks import from_spec
 

@@ -99,6 +99,7 @@ def test_zoo_jscc_on_real_cifar10_loses_most_of_its_accuracy_to_semantic_noise(t
 @pytest.mark.parametrize("extra,spec", [
     (["--attack", "patch", "--patch-size", "6"], {"kind": "patch", "size": 6, "step": 0.25, "steps": 5}),
     (["--attack", "pgd-l2", "--eps", "0.5"], {"kind": "pgd-l2", "epsilon": 0.5, "step": 0.125, "steps": 5}),
+    (["--attack", "patch", "--patch-size", "8", "--patch-at", "0", "24"], {"kind": "patch", "size": 8, "step": 0.25, "steps": 5, "top": 0, "left": 24}),
 ])
 def test_the_concentrated_attacks_run_from_the_command_line(trained, tmp_path, extra, spec):
     assert attack(trained, tmp_path / "att", *extra) == 0
@@ -110,4 +111,14 @@ def test_the_concentrated_attacks_run_from_the_command_line(trained, tmp_path, e
 def test_a_patch_larger_than_the_image_is_a_usage_error(trained, tmp_path, capsys):
     assert attack(trained, tmp_path / "att", "--attack", "patch", "--patch-size", "40") == 2
     assert "--patch-size must be in [1, 32]" in capsys.readouterr().err
+    assert not (tmp_path / "att").exists()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--attack", "patch", "--patch-size", "8", "--patch-at", "0", "25"], "--patch-at TOP LEFT must keep the 8x8 square inside"),
+    (["--attack", "ifgsm", "--patch-at", "0", "0"], "--patch-at places the patch attack's square: it needs --attack patch"),
+])
+def test_a_patch_placed_outside_the_image_or_without_a_patch_attack_is_a_usage_error(trained, tmp_path, capsys, extra, message):
+    assert attack(trained, tmp_path / "att", *extra) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "att").exists()

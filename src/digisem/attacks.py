@@ -137,13 +137,14 @@ def pgd_l2(loss_fn: LossFn, x: torch.Tensor, epsilon: float, step: float, steps:
 
 
 def patch_attack(loss_fn: LossFn, x: torch.Tensor, size: int, step: float, steps: int, *, bounds: tuple[float, float] = (0.0, 1.0),
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """An adversarial patch: a ``size x size`` square at a uniformly drawn position of each image whose
-    content is free within ``bounds`` (``steps`` sign-gradient steps of size ``step``, starting from
-    the image); every value outside the square is unchanged.
+                 generator: torch.Generator | None = None, position: tuple[int, int] | None = None) -> torch.Tensor:
+    """An adversarial patch: a ``size x size`` square of each image whose content is free within
+    ``bounds`` (``steps`` sign-gradient steps of size ``step``, starting from the image); every value
+    outside the square is unchanged. The square sits at ``position = (top, left)`` in every image (a
+    sticker at a fixed place), or, with ``position=None``, at a uniformly drawn place per image.
 
     Input: ``x : [B, C, H, W]``; ``size`` in pixels (``1 <= size <= min(H, W)``); ``step`` in the
-    units of ``x``. Output: ``x' : [B, C, H, W]`` (detached).
+    units of ``x``; ``position`` in pixels, the square inside the image. Output: ``x' : [B, C, H, W]`` (detached).
     """
     if x.dim() != 4:
         raise InputError(f"patch_attack needs images [B, C, H, W], got shape {tuple(x.shape)}")
@@ -154,8 +155,14 @@ def patch_attack(loss_fn: LossFn, x: torch.Tensor, size: int, step: float, steps
         raise InputError(f"need steps >= 1 and step > 0, got steps={steps}, step={step}")
     original = x.detach()
     count = original.shape[0]
-    top = torch.randint(0, height - size + 1, (count,), generator=generator, device=original.device)
-    left = torch.randint(0, width - size + 1, (count,), generator=generator, device=original.device)
+    if position is None:
+        top = torch.randint(0, height - size + 1, (count,), generator=generator, device=original.device)
+        left = torch.randint(0, width - size + 1, (count,), generator=generator, device=original.device)
+    else:
+        if not (0 <= position[0] <= height - size and 0 <= position[1] <= width - size):
+            raise InputError(f"a {size}x{size} patch at (top, left) = {tuple(position)} leaves the {height}x{width} image: top <= {height - size}, left <= {width - size}")
+        top = torch.full((count,), int(position[0]), device=original.device)
+        left = torch.full((count,), int(position[1]), device=original.device)
     rows = torch.arange(height, device=original.device)
     cols = torch.arange(width, device=original.device)
     inside_rows = (rows[None] >= top[:, None]) & (rows[None] < top[:, None] + size)
@@ -314,7 +321,8 @@ def from_spec(spec: dict | None) -> Attack | None:
     - ``fgsm``: ``epsilon`` (L-infinity);
     - ``ifgsm``, ``pgd``: ``epsilon`` (L-infinity), ``step``, ``steps``;
     - ``pgd-l2``: ``epsilon`` (L2 over an image's values), ``step`` (L2 length), ``steps``;
-    - ``patch``: ``size`` (pixels of the square), ``step``, ``steps``.
+    - ``patch``: ``size`` (pixels of the square), ``step``, ``steps``, optional ``top`` and ``left``
+      (pixels: the same place in every image; without them, a random place per image).
 
     Example
     -------
@@ -329,7 +337,10 @@ def from_spec(spec: dict | None) -> Attack | None:
         if spec.get("size") is None or spec.get("step") is None or spec.get("steps") is None:
             raise InputError(f"attack 'patch' needs size (pixels), step and steps, got {spec}")
         size, step, steps = int(spec["size"]), float(spec["step"]), int(spec["steps"])
-        return lambda loss_fn, x, generator=None: patch_attack(loss_fn, x, size, step, steps, generator=generator)
+        if (spec.get("top") is None) != (spec.get("left") is None):
+            raise InputError(f"a fixed patch needs both top and left (pixels), got {spec}")
+        position = None if spec.get("top") is None else (int(spec["top"]), int(spec["left"]))
+        return lambda loss_fn, x, generator=None: patch_attack(loss_fn, x, size, step, steps, generator=generator, position=position)
     if spec.get("epsilon") is None:
         norm = "L2" if kind == "pgd-l2" else "L-infinity"
         raise InputError(f"attack {kind!r} needs epsilon (the {norm} budget on images in [0, 1]), got {spec}")

@@ -500,6 +500,11 @@ def command_attack(args: argparse.Namespace) -> int:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.attack == "patch" and not 1 <= args.patch_size <= 32:
         raise UsageError(f"--patch-size must be in [1, 32] pixels (CIFAR images are 32x32), got {args.patch_size}")
+    if args.patch_at is not None:
+        if args.attack != "patch":
+            raise UsageError(f"--patch-at places the patch attack's square: it needs --attack patch, got --attack {args.attack}")
+        if not all(0 <= value <= 32 - args.patch_size for value in args.patch_at):
+            raise UsageError(f"--patch-at TOP LEFT must keep the {args.patch_size}x{args.patch_size} square inside the 32x32 image (0 to {32 - args.patch_size}), got {args.patch_at}")
     _check_limit(args.limit)
     model, metadata = zoo.load(args.model)
     if getattr(model, "task", None) != "classification":
@@ -512,6 +517,8 @@ def command_attack(args: argparse.Namespace) -> int:
     if args.attack == "patch":
         step = args.step if args.step is not None else 0.25
         spec = {"kind": "patch", "size": args.patch_size, "step": step, "steps": args.steps}
+        if args.patch_at is not None:
+            spec.update(top=args.patch_at[0], left=args.patch_at[1])
     else:
         step = args.step if args.step is not None else 1.25 * args.eps / args.steps
         spec = {"kind": args.attack, "epsilon": args.eps, "step": step, "steps": args.steps} if args.eps > 0 else {"kind": "none"}
@@ -727,6 +734,8 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--steps", type=int, default=5, help="K iterations of ifgsm/pgd/pgd-l2/patch (default 5)")
     attack.add_argument("--step", type=float, default=None, help="alpha per iteration (default 1.25 eps / K, so K alpha > eps; 0.25 for patch)")
     attack.add_argument("--patch-size", type=int, default=8, help="side in pixels of the patch attack's square (default 8)")
+    attack.add_argument("--patch-at", type=int, nargs=2, metavar=("TOP", "LEFT"), default=None,
+                        help="put the patch at the same place in every image, in pixels (default: a random place per image)")
     attack.add_argument("--snr", type=float, default=3.0, help="Es/N0 in dB per complex symbol of the model's link (default 3)")
     attack.add_argument("--data", default=None, help="data root holding CIFAR-10 (default $DIGISEM_DATA) or 'samples' for the bundled images")
     attack.add_argument("--limit", type=int, default=None, help="attack only the first N test images (class-balanced)")

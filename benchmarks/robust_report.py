@@ -1,9 +1,11 @@
-"""The robust semantic communication paper's analyses on trained cpu-scale runs: prints tables, writes
-JSON and plots (Fig. 4, 6, 7, 9, 10, Table I, retrieval, noise-related masking, JPEG+LDPC baselines).
+"""The robust semantic communication paper's analyses on trained runs: prints tables, writes JSON and
+plots (Fig. 4, 6, 7, 9, 10, Table I, retrieval, noise-related masking under L-infinity, L2 and patch
+attacks, JPEG+LDPC baselines).
 
-Usage: DIGISEM_DATA=../shared/data python benchmarks/robust_report.py --runs runs --out docs/results/robust
-(uses the run folders of vqvae-cifar10-cpu, vqvae-at-cifar10-cpu, robust-cifar10-cpu, jscc-cifar10-cpu,
-jscc-at-cifar10-cpu, the J sweep vqvae-j{4,16,64,256}-cifar10-cpu and vqvae-recon-cifar10-cpu that exist).
+Usage: DIGISEM_DATA=../shared/data python benchmarks/robust_report.py --runs runs --scale cpu --out docs/results/robust
+(uses the run folders ``<role>-<scale>`` that exist: vqvae-cifar10, vqvae-at-cifar10, robust-cifar10,
+robust-noisemask-cifar10, jscc-cifar10, jscc-at-cifar10, the J sweep vqvae-j{4,16,64,256}-cifar10 and
+vqvae-recon-cifar10; ``--scale zoo`` reads the zoo recipes' runs, e.g. robust-cifar10-zoo).
 """
 
 from __future__ import annotations
@@ -33,12 +35,28 @@ from digisem.systems.vqvae import (
     redundant_features,
 )
 
-SYSTEMS = {"vqvae-cifar10-cpu": "Masked VQ-VAE", "vqvae-at-cifar10-cpu": "Masked VQ-VAE + AT + AWP", "robust-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM",
-           "robust-noisemask-cifar10-cpu": "Masked VQ-VAE + AT + AWP + FIM, noise-related masking",
-           "jscc-cifar10-cpu": "JSCC", "jscc-at-cifar10-cpu": "JSCC + AT"}
-J_SWEEP = {4: "vqvae-j4-cifar10-cpu", 16: "vqvae-j16-cifar10-cpu", 64: "vqvae-j64-cifar10-cpu", 256: "vqvae-j256-cifar10-cpu"}
+ROLES = {"vqvae-cifar10": "Masked VQ-VAE", "vqvae-at-cifar10": "Masked VQ-VAE + AT + AWP", "robust-cifar10": "Masked VQ-VAE + AT + AWP + FIM",
+         "robust-noisemask-cifar10": "Masked VQ-VAE + AT + AWP + FIM, noise-related masking",
+         "jscc-cifar10": "JSCC", "jscc-at-cifar10": "JSCC + AT"}
+"""The systems compared, by role (a run folder is ``<role>-<scale>``), with their labels."""
+J_SWEEP = (4, 16, 64, 256)
+SCALES = ("cpu", "zoo")
 FIG11_EPSILON = 0.012  # the paper's Fig. 11(b)
 PAPER_JPEG_BITS = round(32 * 32 * 3 * 8 / 11.2)  # the paper's JPEG compression ratio Cr = 11.2 (Table I) at 32x32
+MASKING_ATTACKS = {
+    "ifgsm": {"kind": "ifgsm", "epsilon": 0.016, "step": 0.004, "steps": 5},
+    "pgd-l2": {"kind": "pgd-l2", "epsilon": round(0.016 * 3072 ** 0.5, 3), "step": 0.25, "steps": 5},
+    "patch-8px-corner": {"kind": "patch", "size": 8, "step": 0.05, "steps": 10, "top": 0, "left": 0},
+}
+"""Semantic noise for the uniform vs noise-related masking comparison: the evaluation's L-infinity
+i-FGSM, L2 PGD with the L2 norm of the largest L-infinity 0.016 perturbation (energy where the
+gradient is), and an 8x8 patch at the same corner of every image (4 of the 64 patches)."""
+
+
+def label(name: str) -> str:
+    """The label of a run folder ``<role>-<scale>`` (or of a baseline's name)."""
+    role = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1] in SCALES else name
+    return ROLES.get(role, name)
 
 
 def ifgsm(epsilon: float, steps: int = 5):
@@ -74,24 +92,24 @@ def draw_line_figures(report: dict, out: Path) -> None:
     """Figs. 4-8 from a report (also ``--replot``: redraw from ``report.json`` without recomputing)."""
     snr = report["snr_db"]
     curves = []
-    for index, (label, result) in enumerate(report["fig4"].items()):
-        curves.append((SYSTEMS.get(label, label), result["snr_db"], result["accuracy"], f"-oC{index}"))
-        curves.append((SYSTEMS.get(label, label) + " (semantic noise)", result["snr_db"], result["accuracy_attacked"], f"--xC{index}"))
+    for index, (name, result) in enumerate(report["fig4"].items()):
+        curves.append((label(name), result["snr_db"], result["accuracy"], f"-oC{index}"))
+        curves.append((label(name) + " (semantic noise)", result["snr_db"], result["accuracy_attacked"], f"--xC{index}"))
     line_plot(out / "fig4_accuracy_vs_snr.png", "Es/N0 (dB)", "accuracy", curves, "CIFAR-10 accuracy, MIMO 8x4, clean (-) and i-FGSM eps 0.016 (--)")
     if "fig5" in report:
         line_plot(out / "fig5_codebook_size.png", "Es/N0 (dB)", "accuracy", [(f"J = {j}", r["snr_db"], r["accuracy"], "-o") for j, r in report["fig5"].items()], "masked VQ-VAE, clean training, codebook size J")
     line_plot(out / "fig6_accuracy_vs_epsilon.png", "epsilon (L-inf, images in [0, 1])", "accuracy",
-              [(SYSTEMS[name], r["epsilon"], r["accuracy"], "-o") for name, r in report["fig6"].items()], f"accuracy vs semantic-noise budget, Es/N0 {snr:g} dB")
+              [(label(name), r["epsilon"], r["accuracy"], "-o") for name, r in report["fig6"].items()], f"accuracy vs semantic-noise budget, Es/N0 {snr:g} dB")
     curves = []
     for index, (name, result) in enumerate(report["fig7"].items()):
         for style, (epsilon, values) in zip(("-o", "--s", ":^", "-.d"), result["accuracy"].items()):
-            curves.append((f"{SYSTEMS[name]}, eps {float(epsilon):g}", result["keep_ratio"], values, f"{style}C{index}"))
+            curves.append((f"{label(name)}, eps {float(epsilon):g}", result["keep_ratio"], values, f"{style}C{index}"))
     line_plot(out / "fig7_accuracy_vs_reserving_ratio.png", "reserving ratio (fraction of patches sent)", "accuracy", curves, f"trained at 0.5, Es/N0 {snr:g} dB")
     curves = []
     for index, (name, result) in enumerate(report.get("fig8", {}).items()):
         if "accuracy_universal" in result:
-            curves.append((f"{SYSTEMS[name]}, universal (Alg. 1)", result["ssnr_db"], result["accuracy_universal"], f"-oC{index}"))
-        curves.append((f"{SYSTEMS[name]}, Gaussian, same power", result["ssnr_db"], result["accuracy_gaussian"], f"--xC{index}"))
+            curves.append((f"{label(name)}, universal (Alg. 1)", result["ssnr_db"], result["accuracy_universal"], f"-oC{index}"))
+        curves.append((f"{label(name)}, Gaussian, same power", result["ssnr_db"], result["accuracy_gaussian"], f"--xC{index}"))
     if curves:
         line_plot(out / "fig8_receiver_noise.png", "signal-to-semantic-noise ratio (dB)", "accuracy", curves, f"receiver-side noise, block-fading MIMO 8x4 eigenmodes, Es/N0 {snr:g} dB")
 
@@ -139,9 +157,9 @@ def markdown_tables(report: dict) -> str:
     fig4 = report["fig4"]
     snrs = fig4[next(iter(fig4))]["snr_db"]
     lines += ["### Fig. 4: accuracy vs Es/N0 (clean / i-FGSM eps 0.016)", "", "| scheme | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]
-    for label, result in fig4.items():
+    for name, result in fig4.items():
         cells = [f"{clean:.3f} / {attacked:.3f}" for clean, attacked in zip(result["accuracy"], result["accuracy_attacked"])]
-        lines.append(f"| {SYSTEMS.get(label, label)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
     if "fig5" in report:
         lines += ["", "### Fig. 5: codebook size J (clean training, 2 epochs; clean test)", "", "| J | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]
         for j, result in report["fig5"].items():
@@ -150,33 +168,35 @@ def markdown_tables(report: dict) -> str:
     epsilons = fig6[next(iter(fig6))]["epsilon"]
     lines += ["", f"### Fig. 6: accuracy vs epsilon at {report['snr_db']:g} dB", "", "| scheme | " + " | ".join(f"{e:g}" for e in epsilons) + " |", "|---|" + "---|" * len(epsilons)]
     for name, result in fig6.items():
-        lines.append(f"| {SYSTEMS[name]} | " + " | ".join(f"{v:.3f}" for v in result["accuracy"]) + " |")
+        lines.append(f"| {label(name)} | " + " | ".join(f"{v:.3f}" for v in result["accuracy"]) + " |")
     for name, result in report["fig7"].items():
         ratios = result["keep_ratio"]
-        lines += ["", f"### Fig. 7: {SYSTEMS[name]}, accuracy vs reserving ratio at {report['snr_db']:g} dB (trained at 0.5)", "", "| epsilon | " + " | ".join(f"{r:g}" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+        lines += ["", f"### Fig. 7: {label(name)}, accuracy vs reserving ratio at {report['snr_db']:g} dB (trained at 0.5)", "", "| epsilon | " + " | ".join(f"{r:g}" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
         for epsilon, values in result["accuracy"].items():
             lines.append(f"| {float(epsilon):g} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     for name, result in report.get("fig8", {}).items():
-        lines += ["", f"### Fig. 8: {SYSTEMS[name]}, receiver-side noise over block-fading eigenmodes (clean {result['accuracy_clean'][0]:.3f})", "", "| SSNR (dB) | " + " | ".join(f"{s:g}" for s in result["ssnr_db"]) + " |", "|---|" + "---|" * len(result["ssnr_db"])]
+        lines += ["", f"### Fig. 8: {label(name)}, receiver-side noise over block-fading eigenmodes (clean {result['accuracy_clean'][0]:.3f})", "", "| SSNR (dB) | " + " | ".join(f"{s:g}" for s in result["ssnr_db"]) + " |", "|---|" + "---|" * len(result["ssnr_db"])]
         if "accuracy_universal" in result:
             lines.append("| universal (Alg. 1) | " + " | ".join(f"{v:.3f}" for v in result["accuracy_universal"]) + " |")
         lines.append("| Gaussian, same power | " + " | ".join(f"{v:.3f}" for v in result["accuracy_gaussian"]) + " |")
     lines += ["", "### Other measurements", "", "| what | value |", "|---|---|"]
     for name, result in report["noiseless"].items():
-        lines.append(f"| no channel noise (upper bound), clean / i-FGSM accuracy, {SYSTEMS[name]} | {result['accuracy'][0]:.3f} / {result['accuracy_attacked'][0]:.3f} |")
+        lines.append(f"| no channel noise (upper bound), clean / i-FGSM accuracy, {label(name)} | {result['accuracy'][0]:.3f} / {result['accuracy_attacked'][0]:.3f} |")
     for name, value in report["retrieval_recall_at_1"].items():
-        lines.append(f"| retrieval recall@1, {SYSTEMS[name]} | {value:.3f} |")
+        lines.append(f"| retrieval recall@1, {label(name)} | {value:.3f} |")
     for name, value in report["fig9"].items():
-        lines.append(f"| Fig. 9 mean abs. activation-frequency change clean -> noisy, {SYSTEMS[name]} | {value['mean_abs_difference']:.4f} |")
+        lines.append(f"| Fig. 9 mean abs. activation-frequency change clean -> noisy, {label(name)} | {value['mean_abs_difference']:.4f} |")
     for name, value in report["fig10"].items():
-        lines.append(f"| Fig. 10 mean abs. cosine between codebook vectors, {SYSTEMS[name]} (orthogonality weight {value['orthogonality_weight']}) | {value['mean_abs_cosine']:.4f} |")
-    if "noise_masking" in report:
-        masking = report["noise_masking"]
-        lines.append(f"| full system, uniform masking: clean / attacked accuracy (200 images) | {masking['uniform']['clean']:.3f} / {masking['uniform']['attacked']:.3f} |")
-        lines.append(f"| full system, noise-related masking: clean / attacked accuracy (200 images) | {masking['noise_related']['clean']:.3f} / {masking['noise_related']['attacked']:.3f} |")
-        lines.append(f"| relative spread (std/mean) of the per-patch noise magnitude | {masking['weights_relative_spread']:.3f} |")
+        lines.append(f"| Fig. 10 mean abs. cosine between codebook vectors, {label(name)} (orthogonality weight {value['orthogonality_weight']}) | {value['mean_abs_cosine']:.4f} |")
+    masking_by_attack = report.get("noise_masking", {})
+    if "uniform" in masking_by_attack:  # reports before the L2 and patch attacks: i-FGSM only
+        masking_by_attack = {"ifgsm": masking_by_attack}
+    for attack, masking in masking_by_attack.items():
+        lines.append(f"| full system, {attack}, uniform masking: clean / attacked accuracy (200 images) | {masking['uniform']['clean']:.3f} / {masking['uniform']['attacked']:.3f} |")
+        lines.append(f"| full system, {attack}, noise-related masking: clean / attacked accuracy (200 images) | {masking['noise_related']['clean']:.3f} / {masking['noise_related']['attacked']:.3f} |")
+        lines.append(f"| full system, {attack}: relative spread (std/mean) of the per-patch noise magnitude | {masking['weights_relative_spread']:.3f} |")
     for name, fractions in report["similar_features"].items():
-        lines.append(f"| features redundant at cosine > 0.9 / 0.99 (not sent), {SYSTEMS[name]} | {fractions['0.9']:.3f} / {fractions['0.99']:.3f} |")
+        lines.append(f"| features redundant at cosine > 0.9 / 0.99 (not sent), {label(name)} | {fractions['0.9']:.3f} / {fractions['0.99']:.3f} |")
     for name, result in report.get("fig11", {}).items():
         lines.append(f"| Fig. 11 reconstruction PSNR clean / attacked, {name}, {report['snr_db']:g} dB | {result['psnr'][0]:.2f} / {result['psnr_attacked'][0]:.2f} dB |")
     lines += ["", "### Table I: symbols per image", "", "| scheme | symbols |", "|---|---|"]
@@ -189,6 +209,7 @@ def markdown_tables(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs")
+    parser.add_argument("--scale", choices=SCALES, default="cpu", help="which recipes' runs: <role>-<scale>")
     parser.add_argument("--data", default=os.environ.get("DIGISEM_DATA"))
     parser.add_argument("--limit", type=int, default=1000, help="CIFAR-10 test images (class-balanced)")
     parser.add_argument("--snr", type=float, default=3.0, help="Es/N0 (dB) of the single-SNR analyses")
@@ -204,7 +225,10 @@ def main() -> None:
         return
     started = time.perf_counter()
     test_set = CIFAR10(args.data, split="test", limit=args.limit)
-    models = {name: zoo.load(runs / name) for name in SYSTEMS if (runs / name / "model.safetensors").is_file()}
+    names = {role: f"{role}-{args.scale}" for role in ROLES}
+    models = {name: zoo.load(runs / name) for name in names.values() if (runs / name / "model.safetensors").is_file()}
+    if not models:
+        raise SystemExit(f"no trained runs of scale {args.scale!r} in {runs}: expected folders like {names['robust-cifar10']} with model.safetensors")
     run_results = {name: json.loads((runs / name / "results.json").read_text()) for name in models}
     links = {name: model.link_for(run_results[name]["meta"]["link"]) for name, (model, _) in models.items()}
     report: dict = {"snr_db": args.snr, "n_images": len(test_set)}
@@ -212,10 +236,10 @@ def main() -> None:
     # Fig. 4: accuracy vs SNR, clean and under transmitter-side semantic noise (from the runs), plus JPEG+LDPC.
     fig4 = {name: run_results[name]["results"] for name in models}
     digital = from_spec({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2"})
-    for name, label in (("vqvae-cifar10-cpu", "JPEG+LDPC"), ("robust-cifar10-cpu", "JPEG+LDPC+AT")):
+    for name, baseline in ((names["vqvae-cifar10"], "JPEG+LDPC"), (names["robust-cifar10"], "JPEG+LDPC+AT")):
         if name in models:
             classifier = models[name][0]
-            fig4[label] = analyses.jpeg_link_classification(lambda x, model=classifier: model(x)["logits"], test_set, fig4[name]["snr_db"], digital, PAPER_JPEG_BITS,
+            fig4[baseline] = analyses.jpeg_link_classification(lambda x, model=classifier: model(x)["logits"], test_set, fig4[name]["snr_db"], digital, PAPER_JPEG_BITS,
                                                             attack=ifgsm(0.016), seed=args.seed)
     report["fig4"] = fig4
 
@@ -232,22 +256,26 @@ def main() -> None:
     # Fig. 7: reserving ratio (patches sent) for several epsilon, masked VQ-VAE models.
     keep_ratios = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
     report["fig7"] = {name: analyses.accuracy_vs_keep_ratio(models[name][0], test_set, links[name], args.snr, keep_ratios, [0.0, 0.008, 0.016, 0.032], ifgsm, seed=args.seed)
-                      for name in ("vqvae-cifar10-cpu", "robust-cifar10-cpu") if name in models}
+                      for name in (names["vqvae-cifar10"], names["robust-cifar10"]) if name in models}
 
-    # Noise-related vs uniform masking (at test time), full system.
-    if "robust-cifar10-cpu" in models:
-        model = models["robust-cifar10-cpu"][0]
+    # Noise-related vs uniform masking (at test time), full system, under attacks that spread or concentrate their energy.
+    if names["robust-cifar10"] in models:
+        model = models[names["robust-cifar10"]][0]
         images, labels = next(iter(torch.utils.data.DataLoader(test_set, batch_size=200, shuffle=False)))
-        attacked = attack_batch(model, images, labels, 0.016, args.seed)
-        weights = analyses.noise_masking_weights(model, images, attacked)
-        report["noise_masking"] = {"weights_min_max": [float(weights.min()), float(weights.max())], "weights_relative_spread": float(weights.std() / weights.mean())}
-        for kind, masking in (("uniform", None), ("noise_related", weights)):
-            correct = []
-            with torch.no_grad():
-                for x in (images, attacked):
-                    logits = model(x, snr_db=args.snr, link=links["robust-cifar10-cpu"], generator=torch.Generator().manual_seed(args.seed), masking_weights=masking)["logits"]
-                    correct.append(float((logits.argmax(1) == labels).float().mean()))
-            report["noise_masking"][kind] = {"clean": correct[0], "attacked": correct[1]}
+        report["noise_masking"] = {}
+        for attack_name, spec in MASKING_ATTACKS.items():
+            generator = torch.Generator().manual_seed(args.seed)
+            attacked = attack_from_spec(spec)(lambda x: task_loss(model(x, generator=generator), images, labels), images, generator)
+            weights = analyses.noise_masking_weights(model, images, attacked)
+            entry = {"attack": spec, "weights_min_max": [float(weights.min()), float(weights.max())], "weights_relative_spread": float(weights.std() / weights.mean())}
+            for kind, masking in (("uniform", None), ("noise_related", weights)):
+                correct = []
+                with torch.no_grad():
+                    for x in (images, attacked):
+                        logits = model(x, snr_db=args.snr, link=links[names["robust-cifar10"]], generator=torch.Generator().manual_seed(args.seed), masking_weights=masking)["logits"]
+                        correct.append(float((logits.argmax(1) == labels).float().mean()))
+                entry[kind] = {"clean": correct[0], "attacked": correct[1]}
+            report["noise_masking"][attack_name] = entry
 
     # Fig. 8: receiver-side universal semantic noise vs signal-to-semantic-noise ratio (analog JSCC models).
     ssnrs = [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 30.0]
@@ -258,7 +286,7 @@ def main() -> None:
     fig9 = {}
     images, labels = next(iter(torch.utils.data.DataLoader(test_set, batch_size=500, shuffle=False)))
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), squeeze=False)
-    for axis, name in zip(axes[0], ("vqvae-cifar10-cpu", "robust-cifar10-cpu")):
+    for axis, name in zip(axes[0], (names["vqvae-cifar10"], names["robust-cifar10"])):
         if name not in models:
             continue
         model = models[name][0]
@@ -270,7 +298,7 @@ def main() -> None:
         order = clean_freq.argsort(descending=True)
         axis.bar(range(len(order)), clean_freq[order], color="C0", alpha=0.6, label="clean")
         axis.bar(range(len(order)), noisy_freq[order], color="C3", alpha=0.5, label="semantic noise")
-        axis.set_title(f"{SYSTEMS[name]}: mean |diff| {fig9[name]['mean_abs_difference']:.3f}", fontsize="small")
+        axis.set_title(f"{label(name)}: mean |diff| {fig9[name]['mean_abs_difference']:.3f}", fontsize="small")
         axis.set_xlabel("feature (sorted by clean frequency)")
         axis.set_ylabel("activation frequency")
         axis.legend(fontsize="small")
@@ -281,7 +309,7 @@ def main() -> None:
     # Fig. 10: codebook similarity without / with the orthogonality term.
     fig10 = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), squeeze=False)
-    for axis, name in zip(axes[0], ("vqvae-cifar10-cpu", "robust-cifar10-cpu")):
+    for axis, name in zip(axes[0], (names["vqvae-cifar10"], names["robust-cifar10"])):
         if name not in models:
             continue
         similarity = analyses.codebook_similarity(models[name][0].digitizer.codebook)
@@ -290,7 +318,7 @@ def main() -> None:
         fig10[name] = {"orthogonality_weight": recipe["train"].get("weights", {}).get("orthogonality", 0.0),
                        "mean_abs_cosine": float(off_diagonal.abs().mean()), "max_cosine": float(off_diagonal.max())}
         image = axis.imshow(similarity.numpy(), cmap="coolwarm", vmin=-1, vmax=1)
-        axis.set_title(f"{SYSTEMS[name]} (orth. weight {fig10[name]['orthogonality_weight']}): mean |cos| {fig10[name]['mean_abs_cosine']:.3f}", fontsize="small")
+        axis.set_title(f"{label(name)} (orth. weight {fig10[name]['orthogonality_weight']}): mean |cos| {fig10[name]['mean_abs_cosine']:.3f}", fontsize="small")
         fig.colorbar(image, ax=axis, fraction=0.046)
     fig.tight_layout()
     save_figure(fig, out / "fig10_codebook_similarity.png")
@@ -316,7 +344,7 @@ def main() -> None:
         with torch.no_grad():
             return model(sample, snr_db=args.snr, link=link, generator=torch.Generator().manual_seed(args.seed))["channel_uses_per_image"]
 
-    for name in ("vqvae-cifar10-cpu", "jscc-cifar10-cpu"):
+    for name in (names["vqvae-cifar10"], names["jscc-cifar10"]):
         if name not in models:
             continue
         model = models[name][0]
@@ -334,22 +362,23 @@ def main() -> None:
     report["table1"] = table
 
     # Fig. 5: codebook size J (clean-trained masked VQ-VAEs, when the sweep ran).
-    j_runs = {j: runs / name for j, name in J_SWEEP.items() if (runs / name / "results.json").is_file()}
+    j_runs = {j: runs / f"vqvae-j{j}-cifar10-{args.scale}" for j in J_SWEEP if (runs / f"vqvae-j{j}-cifar10-{args.scale}" / "results.json").is_file()}
     if j_runs:
         report["fig5"] = {str(j): json.loads((path / "results.json").read_text())["results"] for j, path in j_runs.items()}
 
     # Fig. 11: reconstructions under semantic noise (CIFAR-10 test and Kodak24 in 32x32 tiles).
-    if (runs / "vqvae-recon-cifar10-cpu" / "model.safetensors").is_file():
-        report["fig11"] = reconstruction_under_noise(runs / "vqvae-recon-cifar10-cpu", test_set, args, out)
+    recon = runs / f"vqvae-recon-cifar10-{args.scale}"
+    if (recon / "model.safetensors").is_file():
+        report["fig11"] = reconstruction_under_noise(recon, test_set, args, out)
 
     report["meta"] = run_metadata(args.seed, "cpu", dataset="CIFAR-10 test", wall_s=round(time.perf_counter() - started, 1),
-                                  command=f"python benchmarks/robust_report.py --runs {args.runs} --limit {args.limit} --snr {args.snr:g} --out {args.out}")
+                                  command=f"python benchmarks/robust_report.py --runs {args.runs} --scale {args.scale} --limit {args.limit} --snr {args.snr:g} --out {args.out}")
     write_json(out / "report.json", report)
     draw_line_figures(report, out)
     atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
     print(f"{'scheme':34s} " + " ".join(f"{s:>6g}" for s in fig4[next(iter(fig4))]["snr_db"]))
-    for label, result in fig4.items():
-        print(f"{SYSTEMS.get(label, label):34s} " + " ".join(f"{v:6.3f}" for v in result["accuracy"]))
+    for name, result in fig4.items():
+        print(f"{label(name):34s} " + " ".join(f"{v:6.3f}" for v in result["accuracy"]))
         print(f"{'  + semantic noise':34s} " + " ".join(f"{v:6.3f}" for v in result["accuracy_attacked"]))
     print(json.dumps({key: report[key] for key in ("retrieval_recall_at_1", "table1")}, indent=1))
     print(f"wrote {out / 'report.json'} ({time.perf_counter() - started:.0f} s)")

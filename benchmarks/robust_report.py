@@ -55,8 +55,8 @@ gradient is), and an 8x8 patch at the same corner of every image (4 of the 64 pa
 
 def label(name: str) -> str:
     """The label of a run folder ``<role>-<scale>`` (or of a baseline's name)."""
-    role = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1] in SCALES else name
-    return ROLES.get(role, name)
+    role, _, scale = name.rpartition("-")
+    return ROLES.get(role if scale in SCALES else name, name)
 
 
 def ifgsm(epsilon: float, steps: int = 5):
@@ -64,10 +64,11 @@ def ifgsm(epsilon: float, steps: int = 5):
     return attack_from_spec({"kind": "ifgsm", "epsilon": epsilon, "step": 1.25 * epsilon / steps, "steps": steps}) if epsilon > 0 else None
 
 
-def attack_batch(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float, seed: int) -> torch.Tensor:
-    """The evaluation's i-FGSM semantic noise on one batch, against ``model`` without its channel."""
+def attack_batch(model, images: torch.Tensor, labels: torch.Tensor, attack, seed: int) -> torch.Tensor:
+    """Semantic noise from ``attack`` (an :func:`digisem.attacks.from_spec` attack) on one batch,
+    against ``model`` without its channel."""
     generator = torch.Generator().manual_seed(seed)
-    return ifgsm(epsilon)(lambda x: task_loss(model(x, generator=generator), images, labels), images, generator)
+    return attack(lambda x: task_loss(model(x, generator=generator), images, labels), images, generator)
 
 
 def save_figure(fig, path: Path) -> None:
@@ -264,8 +265,7 @@ def main() -> None:
         images, labels = next(iter(torch.utils.data.DataLoader(test_set, batch_size=200, shuffle=False)))
         report["noise_masking"] = {}
         for attack_name, spec in MASKING_ATTACKS.items():
-            generator = torch.Generator().manual_seed(args.seed)
-            attacked = attack_from_spec(spec)(lambda x: task_loss(model(x, generator=generator), images, labels), images, generator)
+            attacked = attack_batch(model, images, labels, attack_from_spec(spec), args.seed)
             weights = analyses.noise_masking_weights(model, images, attacked)
             entry = {"attack": spec, "weights_min_max": [float(weights.min()), float(weights.max())], "weights_relative_spread": float(weights.std() / weights.mean())}
             for kind, masking in (("uniform", None), ("noise_related", weights)):
@@ -290,7 +290,7 @@ def main() -> None:
         if name not in models:
             continue
         model = models[name][0]
-        attacked = attack_batch(model, images, labels, 0.016, args.seed)
+        attacked = attack_batch(model, images, labels, ifgsm(0.016), args.seed)
         clean_freq = analyses.feature_activation_frequency(model, images, args.snr, seed=args.seed)
         noisy_freq = analyses.feature_activation_frequency(model, attacked, args.snr, seed=args.seed)
         fig9[name] = {"clean": clean_freq.tolist(), "attacked": noisy_freq.tolist(), "mean_abs_difference": float((clean_freq - noisy_freq).abs().mean()),
@@ -362,7 +362,8 @@ def main() -> None:
     report["table1"] = table
 
     # Fig. 5: codebook size J (clean-trained masked VQ-VAEs, when the sweep ran).
-    j_runs = {j: runs / f"vqvae-j{j}-cifar10-{args.scale}" for j in J_SWEEP if (runs / f"vqvae-j{j}-cifar10-{args.scale}" / "results.json").is_file()}
+    j_runs = {j: runs / f"vqvae-j{j}-cifar10-{args.scale}" for j in J_SWEEP}
+    j_runs = {j: path for j, path in j_runs.items() if (path / "results.json").is_file()}
     if j_runs:
         report["fig5"] = {str(j): json.loads((path / "results.json").read_text())["results"] for j, path in j_runs.items()}
 

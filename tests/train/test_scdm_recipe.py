@@ -99,7 +99,7 @@ def test_init_from_a_zoo_name_starts_from_the_zoo_weights(tmp_path):
     fresh model of the same config, and the returned sha256 is the one pinned in zoo/SHA256SUMS."""
     from digisem.train.warm_start import initialize_from
 
-    name = "jcm-cifar10-64qam-w32"
+    name = "jcm-cifar10-64qam"
     zoo_state, metadata = read_weights(zoo.zoo_dir() / f"{name}.safetensors")
     model = zoo.build_system(metadata)
     assert initialize_from(model, tmp_path, name) == zoo.zoo_checksums()[name]

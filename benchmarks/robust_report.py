@@ -5,7 +5,8 @@ attacks, JPEG+LDPC baselines).
 Usage: DIGISEM_DATA=../shared/data python benchmarks/robust_report.py --runs runs --scale cpu --out docs/results/robust
 (uses the run folders ``<role>-<scale>`` that exist: vqvae-cifar10, vqvae-at-cifar10, robust-cifar10,
 robust-noisemask-cifar10, jscc-cifar10, jscc-at-cifar10, the J sweep vqvae-j{4,16,64,256}-cifar10 and
-vqvae-recon-cifar10; ``--scale zoo`` reads the zoo recipes' runs, e.g. robust-cifar10-zoo).
+vqvae-recon-cifar10; ``--scale zoo`` reads the zoo recipes' runs, e.g. robust-cifar10-zoo, and where a
+run is missing the zoo model of its role, e.g. vqvae-fim-at-cifar10).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ ROLES = {"vqvae-cifar10": "Masked VQ-VAE", "vqvae-at-cifar10": "Masked VQ-VAE + 
          "robust-noisemask-cifar10": "Masked VQ-VAE + AT + AWP + FIM, noise-related masking",
          "jscc-cifar10": "JSCC", "jscc-at-cifar10": "JSCC + AT"}
 """The systems compared, by role (a run folder is ``<role>-<scale>``), with their labels."""
+ZOO_NAMES = {"vqvae-cifar10": "vqvae-cifar10", "vqvae-at-cifar10": "vqvae-at-cifar10", "robust-cifar10": "vqvae-fim-at-cifar10", "jscc-cifar10": "jscc-cifar10",
+             "jscc-at-cifar10": "jscc-at-cifar10"}
+"""The zoo model of each role, which ``--scale zoo`` uses where the run folder is missing."""
 J_SWEEP = (4, 16, 64, 256)
 SCALES = ("cpu", "zoo")
 FIG11_EPSILON = 0.012  # the paper's Fig. 11(b)
@@ -207,6 +211,29 @@ def markdown_tables(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def j_sweep(runs: Path, scale: str) -> dict:
+    """``{"fig5": {J: results}}`` from the J sweep's runs ``vqvae-j<J>-cifar10-<scale>`` that finished, or ``{}``."""
+    found = {j: runs / f"vqvae-j{j}-cifar10-{scale}" / "results.json" for j in J_SWEEP}
+    found = {j: path for j, path in found.items() if path.is_file()}
+    return {"fig5": {str(j): json.loads(path.read_text())["results"] for j, path in found.items()}} if found else {}
+
+
+def trained_models(runs: Path, names: dict[str, str], scale: str) -> tuple[dict, dict]:
+    """``({run name: (model, metadata)}, {run name: its results file})`` for every role whose run folder
+    ``runs/<role>-<scale>`` holds weights; at ``scale`` zoo, a missing run is taken from the zoo
+    (:data:`ZOO_NAMES`) with the results recorded there, if that model is in the zoo."""
+    models, results = {}, {}
+    for role, name in names.items():
+        if (runs / name / "model.safetensors").is_file():
+            models[name] = zoo.load(runs / name)
+            results[name] = json.loads((runs / name / "results.json").read_text())
+        elif scale == "zoo" and ZOO_NAMES.get(role) in zoo.zoo_checksums():
+            models[name] = zoo.load(ZOO_NAMES[role])
+            results[name] = models[name][1]["results"]
+            print(f"{name}: no run in {runs}, using the zoo model {ZOO_NAMES[role]} (recipe {models[name][1].get('recipe')})")
+    return models, results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs")
@@ -216,21 +243,23 @@ def main() -> None:
     parser.add_argument("--snr", type=float, default=3.0, help="Es/N0 (dB) of the single-SNR analyses")
     parser.add_argument("--out", default="docs/results/robust")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--replot", action="store_true", help="redraw Figs. 4-8 and tables.md from OUT/report.json, computing nothing")
+    parser.add_argument("--replot", action="store_true", help="redraw Figs. 4-8 and tables.md from OUT/report.json, computing nothing (Fig. 5 is re-read from the J sweep's runs)")
     args = parser.parse_args()
     out, runs = Path(args.out), Path(args.runs)
     if args.replot:
         report = json.loads((out / "report.json").read_text())
+        if (fig5 := j_sweep(runs, args.scale)):
+            report.update(fig5)
+            write_json(out / "report.json", report)
         draw_line_figures(report, out)
         atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
         return
     started = time.perf_counter()
     test_set = CIFAR10(args.data, split="test", limit=args.limit)
     names = {role: f"{role}-{args.scale}" for role in ROLES}
-    models = {name: zoo.load(runs / name) for name in names.values() if (runs / name / "model.safetensors").is_file()}
+    models, run_results = trained_models(runs, names, args.scale)
     if not models:
         raise SystemExit(f"no trained runs of scale {args.scale!r} in {runs}: expected folders like {names['robust-cifar10']} with model.safetensors")
-    run_results = {name: json.loads((runs / name / "results.json").read_text()) for name in models}
     links = {name: model.link_for(run_results[name]["meta"]["link"]) for name, (model, _) in models.items()}
     report: dict = {"snr_db": args.snr, "n_images": len(test_set)}
 
@@ -362,10 +391,7 @@ def main() -> None:
     report["table1"] = table
 
     # Fig. 5: codebook size J (clean-trained masked VQ-VAEs, when the sweep ran).
-    j_runs = {j: runs / f"vqvae-j{j}-cifar10-{args.scale}" for j in J_SWEEP}
-    j_runs = {j: path for j, path in j_runs.items() if (path / "results.json").is_file()}
-    if j_runs:
-        report["fig5"] = {str(j): json.loads((path / "results.json").read_text())["results"] for j, path in j_runs.items()}
+    report.update(j_sweep(runs, args.scale))
 
     # Fig. 11: reconstructions under semantic noise (CIFAR-10 test and Kodak24 in 32x32 tiles).
     recon = runs / f"vqvae-recon-cifar10-{args.scale}"

@@ -6,7 +6,8 @@ Usage: DIGISEM_DATA=../shared/data python benchmarks/robust_report.py --runs run
 (uses the run folders ``<role>-<scale>`` that exist: vqvae-cifar10, vqvae-at-cifar10, robust-cifar10,
 robust-noisemask-cifar10, jscc-cifar10, jscc-at-cifar10, the J sweep vqvae-j{4,16,64,256}-cifar10 and
 vqvae-recon-cifar10; ``--scale zoo`` reads the zoo recipes' runs, e.g. robust-cifar10-zoo, and where a
-run is missing the zoo model of its role, e.g. vqvae-fim-at-cifar10).
+run is missing the zoo model of its role, e.g. vqvae-fim-at-cifar10). ``--update fig5 fig11`` adds the
+J sweep's and the reconstruction model's sections to an existing report when those runs finish later.
 """
 
 from __future__ import annotations
@@ -243,14 +244,25 @@ def main() -> None:
     parser.add_argument("--snr", type=float, default=3.0, help="Es/N0 (dB) of the single-SNR analyses")
     parser.add_argument("--out", default="docs/results/robust")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--replot", action="store_true", help="redraw Figs. 4-8 and tables.md from OUT/report.json, computing nothing (Fig. 5 is re-read from the J sweep's runs)")
+    parser.add_argument("--replot", action="store_true", help="redraw Figs. 4-8 and tables.md from OUT/report.json, computing nothing")
+    parser.add_argument("--update", nargs="+", choices=("fig5", "fig11"), default=[],
+                        help="recompute only these sections into OUT/report.json (the J sweep's or the reconstruction model's runs, trained after the report), then redraw")
     args = parser.parse_args()
     out, runs = Path(args.out), Path(args.runs)
-    if args.replot:
+    if args.update:
         report = json.loads((out / "report.json").read_text())
-        if (fig5 := j_sweep(runs, args.scale)):
-            report.update(fig5)
-            write_json(out / "report.json", report)
+        if "fig5" in args.update:
+            if not (sweep_results := j_sweep(runs, args.scale)):
+                raise SystemExit(f"--update fig5: no finished J-sweep run vqvae-j<J>-cifar10-{args.scale} in {runs}")
+            report.update(sweep_results)
+        if "fig11" in args.update:
+            recon = runs / f"vqvae-recon-cifar10-{args.scale}"
+            if not (recon / "model.safetensors").is_file():
+                raise SystemExit(f"--update fig11: {recon} holds no trained model (digisem train vqvae-recon-cifar10-{args.scale})")
+            report["fig11"] = reconstruction_under_noise(recon, CIFAR10(args.data, split="test", limit=args.limit), args, out)
+        write_json(out / "report.json", report)
+    if args.replot or args.update:
+        report = json.loads((out / "report.json").read_text())
         draw_line_figures(report, out)
         atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
         return

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from digisem import zoo
 from digisem.attacks import from_spec as attack_from_spec
 from digisem.link import from_spec as link_from_spec
 from digisem.systems import FAMILIES
@@ -13,6 +14,7 @@ from digisem.systems.vqvae import MaskedVQVAEConfig
 from digisem.train.amp import resolve_schedule
 from digisem.train.recipe import RecipeError, apply_override, load_recipe, stage_key
 from digisem.train.schema import check_recipe
+from digisem.weights import read_weights
 
 
 def write(tmp_path, text):
@@ -103,7 +105,9 @@ def test_every_bundled_recipe_loads_and_its_config_is_valid(name):
         config = SCDMConfig.from_dict(recipe["model"])
         SamplerConfig(**config.sampler)
         ScoreNetConfig(**config.score)
-        assert load_recipe(recipe["codec"])["system"] == "jcm"
+        codec = recipe["codec"]  # a jcm recipe, or a zoo codec (the zoo-scale SCDMs)
+        made_by = read_weights(zoo.resolve_weights(codec))[1] if codec in zoo.zoo_names() else load_recipe(codec)
+        assert made_by["system"] == "jcm"
 
 
 def test_an_override_may_set_a_key_the_yaml_leaves_at_its_schema_default():

@@ -228,7 +228,7 @@ def trained_models(runs: Path, names: dict[str, str], scale: str) -> tuple[dict,
         if (runs / name / "model.safetensors").is_file():
             models[name] = zoo.load(runs / name)
             results[name] = json.loads((runs / name / "results.json").read_text())
-        elif scale == "zoo" and ZOO_NAMES.get(role) in zoo.zoo_checksums():
+        elif scale == "zoo" and ZOO_NAMES.get(role) in zoo.zoo_names():
             models[name] = zoo.load(ZOO_NAMES[role])
             results[name] = models[name][1]["results"]
             print(f"{name}: no run in {runs}, using the zoo model {ZOO_NAMES[role]} (recipe {models[name][1].get('recipe')})")
@@ -249,8 +249,9 @@ def main() -> None:
                         help="recompute only these sections into OUT/report.json (the J sweep's or the reconstruction model's runs, trained after the report), then redraw")
     args = parser.parse_args()
     out, runs = Path(args.out), Path(args.runs)
-    if args.update:
+    if args.replot or args.update:
         report = json.loads((out / "report.json").read_text())
+    if args.update:
         if "fig5" in args.update:
             if not (sweep_results := j_sweep(runs, args.scale)):
                 raise SystemExit(f"--update fig5: no finished J-sweep run vqvae-j<J>-cifar10-{args.scale} in {runs}")
@@ -262,7 +263,6 @@ def main() -> None:
             report["fig11"] = reconstruction_under_noise(recon, CIFAR10(args.data, split="test", limit=args.limit), args, out)
         write_json(out / "report.json", report)
     if args.replot or args.update:
-        report = json.loads((out / "report.json").read_text())
         draw_line_figures(report, out)
         atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
         return

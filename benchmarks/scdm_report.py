@@ -60,6 +60,8 @@ def results_file(name: str, description: str, curves: dict, meta: dict) -> dict:
     return {"name": name, "model": meta.pop("model"), "description": description, "results": curves, "meta": run_metadata(0, "cpu", snr_kind="esn0", channel=LINK, **meta)}
 
 
+CURVES = ("JCM (single codec)", "JCM + MMSE", "SCDM (without joint training)", "SCDM (joint training)", "SCDM-Tweedie (joint training)", "JCM (per-SNR codecs)")
+"""The comparison's curves (each in ``<slug>.json``), in table and plot order."""
 PARTS = ("comparison", "family", "sampler", "sizes", "grid", "authors-psnr", "rayleigh", "kodak-tiles")
 """The report's sections; each writes its own files, so they can run apart (``--parts``)."""
 
@@ -125,7 +127,7 @@ def main() -> None:
         family = per_snr_family(runs, args, test_set)
         if family:
             write_json(out / "JCM_per-SNR_codecs.json", results_file("JCM (per-SNR codecs)", "one JCM per training SNR, each evaluated at its own SNR", family[0], {"model": family[1], **common}))
-    all_results = [json.loads((out / f"{slug(name)}.json").read_text()) for name in [*receivers, "JCM (per-SNR codecs)"] if (out / f"{slug(name)}.json").is_file()]
+    all_results = [json.loads((out / f"{slug(name)}.json").read_text()) for name in CURVES if (out / f"{slug(name)}.json").is_file()]
     references = [json.loads(Path(path).read_text()) for path in args.reference]
     for metric in ("psnr", "ssim", "latent_mse"):
         if all_results:
@@ -319,8 +321,7 @@ def markdown(out: Path) -> str:
     def read(name: str):
         return json.loads((out / name).read_text()) if (out / name).is_file() else None
 
-    comparison = {r["name"]: r["results"] for r in (read(f"{slug(n)}.json") for n in ("JCM (single codec)", "JCM + MMSE", "SCDM (without joint training)", "SCDM (joint training)",
-                                                                                       "SCDM-Tweedie (joint training)", "JCM (per-SNR codecs)")) if r}
+    comparison = {r["name"]: r["results"] for r in (read(f"{slug(name)}.json") for name in CURVES) if r}
     lines = ["PSNR (dB), AWGN:", *curve_table(comparison), "", "latent MSE, AWGN:", *curve_table(comparison, "latent_mse", 3)]
     for title, name in (("Rayleigh (fast fading, ZF), PSNR (dB):", "rayleigh.json"), ("Kodak24 32x32 tiles, AWGN, PSNR (dB):", "kodak_tiles.json")):
         if (section := read(name)):

@@ -6,17 +6,25 @@ Usage: DIGISEM_DATA=../shared/data python benchmarks/robust_report.py --runs run
 (uses the run folders ``<role>-<scale>`` that exist: vqvae-cifar10, vqvae-at-cifar10, robust-cifar10,
 robust-noisemask-cifar10, jscc-cifar10, jscc-at-cifar10, the J sweep vqvae-j{4,16,64,256}-cifar10 and
 vqvae-recon-cifar10; ``--scale zoo`` reads the zoo recipes' runs, e.g. robust-cifar10-zoo, and where a
-run is missing the zoo model of its role, e.g. vqvae-fim-at-cifar10). ``--update fig5 fig11`` adds the
-J sweep's and the reconstruction model's sections to an existing report when those runs finish later.
+run is missing the zoo model of its role, e.g. vqvae-fim-at-cifar10; ``--model ROLE=SOURCE`` names
+any run folder or zoo model for a role). ``--parts fig4 fig6 ...`` computes only those sections and
+merges them into an existing report: run two such commands side by side to use both cores, or add
+the J sweep's and the reconstruction model's sections (``--parts fig5 fig11``) when those runs finish.
+Fig. 4's JPEG+LDPC rows use the baselines' own classifiers (jpeg-classifier[-at]-cifar10) when they
+exist, else the clean (full) system's classifier on the JPEGs.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import functools
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -42,8 +50,12 @@ ROLES = {"vqvae-cifar10": "Masked VQ-VAE", "vqvae-at-cifar10": "Masked VQ-VAE + 
          "jscc-cifar10": "JSCC", "jscc-at-cifar10": "JSCC + AT"}
 """The systems compared, by role (a run folder is ``<role>-<scale>``), with their labels."""
 ZOO_NAMES = {"vqvae-cifar10": "vqvae-cifar10", "vqvae-at-cifar10": "vqvae-at-cifar10", "robust-cifar10": "vqvae-fim-at-cifar10", "jscc-cifar10": "jscc-cifar10",
-             "jscc-at-cifar10": "jscc-at-cifar10"}
+             "jscc-at-cifar10": "jscc-at-cifar10", "jpeg-classifier-cifar10": "jpeg-classifier-cifar10", "jpeg-classifier-at-cifar10": "jpeg-classifier-at-cifar10"}
 """The zoo model of each role, which ``--scale zoo`` uses where the run folder is missing."""
+JPEG_ROLES = {"jpeg-classifier-cifar10": "JPEG+LDPC", "jpeg-classifier-at-cifar10": "JPEG+LDPC+AT"}
+"""The JPEG+LDPC baselines' own classifiers (run folders ``<role>-<scale>``), by the Fig. 4 row they make."""
+DIGITAL_LINK = from_spec({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2"})
+"""The paper's digital link (LDPC 1/2 + 16-QAM + MIMO 8x4 eigenmodes), which the JPEG baselines use."""
 J_SWEEP = (4, 16, 64, 256)
 SCALES = ("cpu", "zoo")
 FIG11_EPSILON = 0.012  # the paper's Fig. 11(b)
@@ -219,20 +231,269 @@ def j_sweep(runs: Path, scale: str) -> dict:
     return {"fig5": {str(j): json.loads(path.read_text())["results"] for j, path in found.items()}} if found else {}
 
 
-def trained_models(runs: Path, names: dict[str, str], scale: str) -> tuple[dict, dict]:
+def trained_models(runs: Path, names: dict[str, str], scale: str, chosen: dict[str, str] | None = None) -> tuple[dict, dict]:
     """``({run name: (model, metadata)}, {run name: its results file})`` for every role whose run folder
     ``runs/<role>-<scale>`` holds weights; at ``scale`` zoo, a missing run is taken from the zoo
-    (:data:`ZOO_NAMES`) with the results recorded there, if that model is in the zoo."""
+    (:data:`ZOO_NAMES`) with the results recorded there, if that model is in the zoo. ``chosen``
+    (``{role: run folder or zoo name}``, from ``--model``) overrides both for its roles."""
     models, results = {}, {}
     for role, name in names.items():
-        if (runs / name / "model.safetensors").is_file():
-            models[name] = zoo.load(runs / name)
-            results[name] = json.loads((runs / name / "results.json").read_text())
-        elif scale == "zoo" and ZOO_NAMES.get(role) in zoo.zoo_names():
-            models[name] = zoo.load(ZOO_NAMES[role])
+        source = (chosen or {}).get(role)
+        if source is None and (runs / name / "model.safetensors").is_file():
+            source = str(runs / name)
+        elif source is None and scale == "zoo" and ZOO_NAMES.get(role) in zoo.zoo_names():
+            source = ZOO_NAMES[role]
+        if source is None:
+            continue
+        if (Path(source) / "model.safetensors").is_file():
+            models[name] = zoo.load(Path(source))
+            results[name] = json.loads((Path(source) / "results.json").read_text())
+        elif source in zoo.zoo_names():
+            models[name] = zoo.load(source)
             results[name] = models[name][1]["results"]
-            print(f"{name}: no run in {runs}, using the zoo model {ZOO_NAMES[role]} (recipe {models[name][1].get('recipe')})")
+        else:
+            raise SystemExit(f"--model {role}={source}: neither a run folder with model.safetensors nor a zoo model ({', '.join(zoo.zoo_names())})")
+        print(f"{name}: {source} (recipe {models[name][1].get('recipe')})")
     return models, results
+
+
+@dataclass
+class Inputs:
+    """What the report's sections read: the arguments, the models by run name (``models``, the
+    classifiers of the JPEG baselines apart in ``jpeg_models``), their results files and training
+    links, the test set and the report so far (sections that build on others read it)."""
+
+    args: argparse.Namespace
+    out: Path
+    runs: Path
+    names: dict[str, str]
+    models: dict
+    run_results: dict
+    jpeg_models: dict
+    test_set: Any
+    report: dict
+
+    @functools.cached_property
+    def links(self) -> dict:
+        return {name: model.link_for(self.run_results[name]["meta"]["link"]) for name, (model, _) in self.models.items()}
+
+    def first_images(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``count`` test images ``[count, 3, 32, 32]`` and labels ``[count]``."""
+        return next(iter(torch.utils.data.DataLoader(self.test_set, batch_size=count, shuffle=False)))
+
+
+def fig4_section(inputs: Inputs) -> dict:
+    """Fig. 4: accuracy vs SNR, clean and under transmitter-side semantic noise (from the runs), plus
+    JPEG+LDPC (+AT) with their own classifiers (``jpeg-classifier[-at]-cifar10``), or, where those are
+    missing, the clean (full) system's classifier applied to the JPEGs."""
+    names, models, args = inputs.names, inputs.models, inputs.args
+    fig4 = {name: inputs.run_results[name]["results"] for name in models}
+    snrs = fig4[next(iter(fig4))]["snr_db"]
+    for role, fallback in (("jpeg-classifier-cifar10", "vqvae-cifar10"), ("jpeg-classifier-at-cifar10", "robust-cifar10")):
+        name = f"{role}-{args.scale}"
+        classifier = inputs.jpeg_models.get(name, models.get(names[fallback]))
+        if classifier is None:
+            continue
+        result = analyses.jpeg_link_classification(lambda x, model=classifier[0]: model(x)["logits"], inputs.test_set, snrs, DIGITAL_LINK, PAPER_JPEG_BITS,
+                                                   attack=ifgsm(0.016), seed=args.seed)
+        fig4[JPEG_ROLES[role]] = {**result, "classifier": name if name in inputs.jpeg_models else names[fallback]}
+    return {"fig4": fig4}
+
+
+def noiseless_section(inputs: Inputs) -> dict:
+    """The upper bound of Fig. 4(b): each model without channel noise (features or indices arrive intact)."""
+    noiseless = {}
+    for name, (model, _) in inputs.models.items():
+        curves = sweep(model, None, [0.0], inputs.test_set, attack=ifgsm(0.016), seed=inputs.args.seed, progress=False)
+        noiseless[name] = {key: curves[key] for key in ("snr_db", "accuracy", "accuracy_attacked")}
+    return {"noiseless": noiseless}
+
+
+def fig6_section(inputs: Inputs) -> dict:
+    """Fig. 6: accuracy vs epsilon at one SNR."""
+    epsilons = [0.0, 0.004, 0.008, 0.016, 0.032, 0.064]
+    return {"fig6": {name: analyses.accuracy_vs_epsilon(model, inputs.test_set, inputs.links[name], inputs.args.snr, epsilons, ifgsm, seed=inputs.args.seed)
+                     for name, (model, _) in inputs.models.items()}}
+
+
+def fig7_section(inputs: Inputs) -> dict:
+    """Fig. 7: reserving ratio (patches sent) for several epsilon, masked VQ-VAE models."""
+    keep_ratios = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
+    names = inputs.names
+    return {"fig7": {name: analyses.accuracy_vs_keep_ratio(inputs.models[name][0], inputs.test_set, inputs.links[name], inputs.args.snr, keep_ratios,
+                                                           [0.0, 0.008, 0.016, 0.032], ifgsm, seed=inputs.args.seed)
+                     for name in (names["vqvae-cifar10"], names["robust-cifar10"]) if name in inputs.models}}
+
+
+def noise_masking_section(inputs: Inputs) -> dict:
+    """Noise-related vs uniform masking (at test time), full system, under attacks that spread or
+    concentrate their energy (:data:`MASKING_ATTACKS`), on 200 images."""
+    name = inputs.names["robust-cifar10"]
+    if name not in inputs.models:
+        return {}
+    model, snr, seed = inputs.models[name][0], inputs.args.snr, inputs.args.seed
+    images, labels = inputs.first_images(200)
+    masking = {}
+    for attack_name, spec in MASKING_ATTACKS.items():
+        attacked = attack_batch(model, images, labels, attack_from_spec(spec), seed)
+        weights = analyses.noise_masking_weights(model, images, attacked)
+        entry = {"attack": spec, "weights_min_max": [float(weights.min()), float(weights.max())], "weights_relative_spread": float(weights.std() / weights.mean())}
+        for kind, masking_weights in (("uniform", None), ("noise_related", weights)):
+            correct = []
+            with torch.no_grad():
+                for x in (images, attacked):
+                    logits = model(x, snr_db=snr, link=inputs.links[name], generator=torch.Generator().manual_seed(seed), masking_weights=masking_weights)["logits"]
+                    correct.append(float((logits.argmax(1) == labels).float().mean()))
+            entry[kind] = {"clean": correct[0], "attacked": correct[1]}
+        masking[attack_name] = entry
+    return {"noise_masking": masking}
+
+
+def fig8_section(inputs: Inputs) -> dict:
+    """Fig. 8: receiver-side universal semantic noise vs signal-to-semantic-noise ratio (analog JSCC
+    models; interference of the same power for the digital ones)."""
+    ssnrs = [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 30.0]
+    snr, seed = inputs.args.snr, inputs.args.seed
+    return {"fig8": {name: analyses.receiver_noise_accuracy(model, inputs.test_set, snr, ssnrs, seed=seed) if model.config.transmission == "analog"
+                     else analyses.receiver_interference_accuracy(model, inputs.test_set, snr, ssnrs, seed=seed) for name, (model, _) in inputs.models.items()}}
+
+
+def fig9_section(inputs: Inputs) -> dict:
+    """Fig. 9: feature activation frequency without / with FIM, clean and attacked samples (500 images)."""
+    fig9 = {}
+    images, labels = inputs.first_images(500)
+    snr, seed = inputs.args.snr, inputs.args.seed
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), squeeze=False)
+    for axis, name in zip(axes[0], (inputs.names["vqvae-cifar10"], inputs.names["robust-cifar10"])):
+        if name not in inputs.models:
+            continue
+        model = inputs.models[name][0]
+        attacked = attack_batch(model, images, labels, ifgsm(0.016), seed)
+        clean_freq = analyses.feature_activation_frequency(model, images, snr, seed=seed)
+        noisy_freq = analyses.feature_activation_frequency(model, attacked, snr, seed=seed)
+        fig9[name] = {"clean": clean_freq.tolist(), "attacked": noisy_freq.tolist(), "mean_abs_difference": float((clean_freq - noisy_freq).abs().mean()),
+                      "features_never_active": int(((clean_freq == 0) & (noisy_freq == 0)).sum())}
+        order = clean_freq.argsort(descending=True)
+        axis.bar(range(len(order)), clean_freq[order], color="C0", alpha=0.6, label="clean")
+        axis.bar(range(len(order)), noisy_freq[order], color="C3", alpha=0.5, label="semantic noise")
+        axis.set_title(f"{label(name)}: mean |diff| {fig9[name]['mean_abs_difference']:.3f}", fontsize="small")
+        axis.set_xlabel("feature (sorted by clean frequency)")
+        axis.set_ylabel("activation frequency")
+        axis.legend(fontsize="small")
+    fig.tight_layout()
+    save_figure(fig, inputs.out / "fig9_activation_frequency.png")
+    return {"fig9": fig9}
+
+
+def fig10_section(inputs: Inputs) -> dict:
+    """Fig. 10: codebook similarity without / with the orthogonality term."""
+    fig10 = {}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), squeeze=False)
+    for axis, name in zip(axes[0], (inputs.names["vqvae-cifar10"], inputs.names["robust-cifar10"])):
+        if name not in inputs.models:
+            continue
+        similarity = analyses.codebook_similarity(inputs.models[name][0].digitizer.codebook)
+        off_diagonal = similarity[~torch.eye(similarity.shape[0], dtype=torch.bool)]
+        recipe = inputs.run_results[name]["meta"]["recipe"]
+        fig10[name] = {"orthogonality_weight": recipe["train"].get("weights", {}).get("orthogonality", 0.0),
+                       "mean_abs_cosine": float(off_diagonal.abs().mean()), "max_cosine": float(off_diagonal.max())}
+        image = axis.imshow(similarity.numpy(), cmap="coolwarm", vmin=-1, vmax=1)
+        axis.set_title(f"{label(name)} (orth. weight {fig10[name]['orthogonality_weight']}): mean |cos| {fig10[name]['mean_abs_cosine']:.3f}", fontsize="small")
+        fig.colorbar(image, ax=axis, fraction=0.046)
+    fig.tight_layout()
+    save_figure(fig, inputs.out / "fig10_codebook_similarity.png")
+    return {"fig10": fig10}
+
+
+def retrieval_section(inputs: Inputs) -> dict:
+    """Retrieval recall@1 (CIFAR-10 test by class; Cars196 is not available offline) and the fraction
+    of similar (redundant) features on 200 images."""
+    recall, similar = {}, {}
+    images, _ = inputs.first_images(200)
+    for name, (model, _) in inputs.models.items():
+        features, labels_all = analyses.embeddings(model, inputs.test_set, inputs.args.snr, inputs.links[name], seed=inputs.args.seed)
+        recall[name] = float(recall_at_k(features, labels_all, 1))
+        with torch.no_grad():
+            encoded = model(images, generator=torch.Generator().manual_seed(inputs.args.seed))["features"]
+        similar[name] = {str(delta): float(redundant_features(encoded, delta).float().mean()) for delta in (0.8, 0.9, 0.95, 0.99)}
+    return {"retrieval_recall_at_1": recall, "similar_features": similar}
+
+
+def table1_section(inputs: Inputs) -> dict:
+    """Table I: symbols per image from the formula and as the link carries them
+    (``channel_uses_per_image``); the JPEG row reads Fig. 4's payload sizes when that section exists."""
+    table = {"paper_224px": {"jpeg_ldpc": jpeg_ldpc_symbols(224, 224, 3, 8, 0.5, 11.2, 4), "masked_vqvae_uncoded": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4),
+                             "masked_vqvae_ldpc": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4, 0.5)}}
+    table["formula_by_patch"] = {f"{size}px_patch{patch}": masked_vqvae_symbols(size, size, 8, 0.5, patch, 4, 0.5) for size, patches in ((32, (2, 4, 8, 16)), (224, (8, 16, 32))) for patch in patches}
+    sample, _ = inputs.first_images(1)
+
+    def symbols_sent(model, link) -> int:
+        with torch.no_grad():
+            return model(sample, snr_db=inputs.args.snr, link=link, generator=torch.Generator().manual_seed(inputs.args.seed))["channel_uses_per_image"]
+
+    for name in (inputs.names["vqvae-cifar10"], inputs.names["jscc-cifar10"]):
+        if name not in inputs.models:
+            continue
+        model = inputs.models[name][0]
+        if model.config.transmission == "analog":
+            table[name] = {"formula": model.symbols_per_image(4), "measured": symbols_sent(model, inputs.links[name])}
+            continue
+        entry = {"formula_ldpc_1_2": model.symbols_per_image(4, 0.5)}
+        for k in (512, 256):
+            entry[f"measured_ldpc_k{k}"] = symbols_sent(model, {"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2", "ldpc_k": k})
+        table[name] = entry
+    jpeg = inputs.report.get("fig4", {}).get("JPEG+LDPC")
+    if jpeg is not None:
+        table["jpeg_ldpc_32px"] = {"formula": jpeg_ldpc_symbols(32, 32, 3, 8, 0.5, 11.2, 4), "mean_payload_bits": jpeg["payload_bits"], "mean_quality": jpeg["quality"],
+                                   "measured_one_image": DIGITAL_LINK.channel_uses(round(jpeg["payload_bits"]))}
+    return {"table1": table}
+
+
+def fig5_section(inputs: Inputs) -> dict:
+    """Fig. 5: codebook size J (the clean-trained J sweep's runs)."""
+    if not (found := j_sweep(inputs.runs, inputs.args.scale)):
+        raise SystemExit(f"fig5: no finished J-sweep run vqvae-j<J>-cifar10-{inputs.args.scale} in {inputs.runs}")
+    return found
+
+
+def fig11_section(inputs: Inputs) -> dict:
+    """Fig. 11: reconstructions under semantic noise (CIFAR-10 test and Kodak24 in 32x32 tiles)."""
+    recon = inputs.runs / f"vqvae-recon-cifar10-{inputs.args.scale}"
+    if not (recon / "model.safetensors").is_file():
+        raise SystemExit(f"fig11: {recon} holds no trained model (digisem train vqvae-recon-cifar10-{inputs.args.scale})")
+    return {"fig11": reconstruction_under_noise(recon, inputs.test_set, inputs.args, inputs.out)}
+
+
+SECTIONS = {"fig4": fig4_section, "noiseless": noiseless_section, "fig6": fig6_section, "fig7": fig7_section, "noise_masking": noise_masking_section,
+            "fig8": fig8_section, "fig9": fig9_section, "fig10": fig10_section, "retrieval": retrieval_section, "table1": table1_section,
+            "fig5": fig5_section, "fig11": fig11_section}
+"""The report's sections in order (``--parts`` picks some); fig5 and fig11 read their own runs."""
+OPTIONAL_SECTIONS = ("fig5", "fig11")
+"""Sections that a whole report skips when their runs are missing."""
+NEEDED_FOR_TABLES = ("fig4", "noiseless", "fig6", "fig7", "fig9", "fig10", "retrieval_recall_at_1", "similar_features", "table1")
+"""Report keys that the plots and tables.md need."""
+
+
+def merge_into_report(out: Path, sections: dict, seconds: dict[str, float], command: str, seed: int, replace: bool = False) -> dict:
+    """Merge ``sections`` into ``out/report.json`` (read, update, atomic write, under a lock on the
+    folder, so that parts run side by side; ``replace``: start a new report), recording each part's
+    wall time and command."""
+    out.mkdir(parents=True, exist_ok=True)
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        path = out / "report.json"
+        report = json.loads(path.read_text()) if path.is_file() and not replace else {}
+        report.update(sections)
+        previous = report.get("meta", {})
+        meta = run_metadata(seed, "cpu", dataset="CIFAR-10 test", wall_s=round(sum(seconds.values()), 1), command=command)
+        meta["section_seconds"] = {**previous.get("section_seconds", {}), **seconds}
+        meta["commands"] = [*previous.get("commands", [previous["command"]] if "command" in previous else []), command]
+        report["meta"] = meta
+        write_json(path, report)
+        return report
+    finally:
+        os.close(folder)
 
 
 def main() -> None:
@@ -245,182 +506,58 @@ def main() -> None:
     parser.add_argument("--out", default="docs/results/robust")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--replot", action="store_true", help="redraw Figs. 4-8 and tables.md from OUT/report.json, computing nothing")
-    parser.add_argument("--update", nargs="+", choices=("fig5", "fig11"), default=[],
-                        help="recompute only these sections into OUT/report.json (the J sweep's or the reconstruction model's runs, trained after the report), then redraw")
+    parser.add_argument("--parts", nargs="+", choices=tuple(SECTIONS), default=None,
+                        help="compute only these sections and merge them into OUT/report.json (several such runs may go side by side, one per core); default: all")
+    parser.add_argument("--model", action="append", default=[], metavar="ROLE=SOURCE",
+                        help=f"take ROLE's model from SOURCE (a run folder or a zoo name) instead of runs/<role>-<scale>; roles: {', '.join((*ROLES, *JPEG_ROLES))}")
     args = parser.parse_args()
     out, runs = Path(args.out), Path(args.runs)
-    if args.replot or args.update:
+    chosen = dict(item.split("=", 1) for item in args.model if "=" in item)
+    if len(chosen) != len(args.model) or not set(chosen) <= {*ROLES, *JPEG_ROLES}:
+        raise SystemExit(f"--model takes ROLE=SOURCE with ROLE one of {', '.join((*ROLES, *JPEG_ROLES))}, got {args.model}")
+    if args.replot:
         report = json.loads((out / "report.json").read_text())
-    if args.update:
-        if "fig5" in args.update:
-            if not (sweep_results := j_sweep(runs, args.scale)):
-                raise SystemExit(f"--update fig5: no finished J-sweep run vqvae-j<J>-cifar10-{args.scale} in {runs}")
-            report.update(sweep_results)
-        if "fig11" in args.update:
-            recon = runs / f"vqvae-recon-cifar10-{args.scale}"
-            if not (recon / "model.safetensors").is_file():
-                raise SystemExit(f"--update fig11: {recon} holds no trained model (digisem train vqvae-recon-cifar10-{args.scale})")
-            report["fig11"] = reconstruction_under_noise(recon, CIFAR10(args.data, split="test", limit=args.limit), args, out)
-        write_json(out / "report.json", report)
-    if args.replot or args.update:
         draw_line_figures(report, out)
         atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
         return
-    started = time.perf_counter()
-    test_set = CIFAR10(args.data, split="test", limit=args.limit)
+    parts = args.parts or [name for name in SECTIONS if name not in OPTIONAL_SECTIONS or _optional_runs_exist(name, runs, args.scale)]
     names = {role: f"{role}-{args.scale}" for role in ROLES}
-    models, run_results = trained_models(runs, names, args.scale)
-    if not models:
+    models, run_results = trained_models(runs, names, args.scale, chosen) if set(parts) - set(OPTIONAL_SECTIONS) else ({}, {})
+    if not models and set(parts) - set(OPTIONAL_SECTIONS):
         raise SystemExit(f"no trained runs of scale {args.scale!r} in {runs}: expected folders like {names['robust-cifar10']} with model.safetensors")
-    links = {name: model.link_for(run_results[name]["meta"]["link"]) for name, (model, _) in models.items()}
-    report: dict = {"snr_db": args.snr, "n_images": len(test_set)}
-
-    # Fig. 4: accuracy vs SNR, clean and under transmitter-side semantic noise (from the runs), plus JPEG+LDPC.
-    fig4 = {name: run_results[name]["results"] for name in models}
-    digital = from_spec({"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2"})
-    for name, baseline in ((names["vqvae-cifar10"], "JPEG+LDPC"), (names["robust-cifar10"], "JPEG+LDPC+AT")):
-        if name in models:
-            classifier = models[name][0]
-            fig4[baseline] = analyses.jpeg_link_classification(lambda x, model=classifier: model(x)["logits"], test_set, fig4[name]["snr_db"], digital, PAPER_JPEG_BITS,
-                                                            attack=ifgsm(0.016), seed=args.seed)
-    report["fig4"] = fig4
-
-    # The upper bound of Fig. 4(b): each model without channel noise (features or indices arrive intact).
-    report["noiseless"] = {}
-    for name, (model, _) in models.items():
-        curves = sweep(model, None, [0.0], test_set, attack=ifgsm(0.016), seed=args.seed, progress=False)
-        report["noiseless"][name] = {key: curves[key] for key in ("snr_db", "accuracy", "accuracy_attacked")}
-
-    # Fig. 6: accuracy vs epsilon at one SNR.
-    epsilons = [0.0, 0.004, 0.008, 0.016, 0.032, 0.064]
-    report["fig6"] = {name: analyses.accuracy_vs_epsilon(model, test_set, links[name], args.snr, epsilons, ifgsm, seed=args.seed) for name, (model, _) in models.items()}
-
-    # Fig. 7: reserving ratio (patches sent) for several epsilon, masked VQ-VAE models.
-    keep_ratios = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
-    report["fig7"] = {name: analyses.accuracy_vs_keep_ratio(models[name][0], test_set, links[name], args.snr, keep_ratios, [0.0, 0.008, 0.016, 0.032], ifgsm, seed=args.seed)
-                      for name in (names["vqvae-cifar10"], names["robust-cifar10"]) if name in models}
-
-    # Noise-related vs uniform masking (at test time), full system, under attacks that spread or concentrate their energy.
-    if names["robust-cifar10"] in models:
-        model = models[names["robust-cifar10"]][0]
-        images, labels = next(iter(torch.utils.data.DataLoader(test_set, batch_size=200, shuffle=False)))
-        report["noise_masking"] = {}
-        for attack_name, spec in MASKING_ATTACKS.items():
-            attacked = attack_batch(model, images, labels, attack_from_spec(spec), args.seed)
-            weights = analyses.noise_masking_weights(model, images, attacked)
-            entry = {"attack": spec, "weights_min_max": [float(weights.min()), float(weights.max())], "weights_relative_spread": float(weights.std() / weights.mean())}
-            for kind, masking in (("uniform", None), ("noise_related", weights)):
-                correct = []
-                with torch.no_grad():
-                    for x in (images, attacked):
-                        logits = model(x, snr_db=args.snr, link=links[names["robust-cifar10"]], generator=torch.Generator().manual_seed(args.seed), masking_weights=masking)["logits"]
-                        correct.append(float((logits.argmax(1) == labels).float().mean()))
-                entry[kind] = {"clean": correct[0], "attacked": correct[1]}
-            report["noise_masking"][attack_name] = entry
-
-    # Fig. 8: receiver-side universal semantic noise vs signal-to-semantic-noise ratio (analog JSCC models).
-    ssnrs = [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 30.0]
-    report["fig8"] = {name: analyses.receiver_noise_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) if model.config.transmission == "analog"
-                      else analyses.receiver_interference_accuracy(model, test_set, args.snr, ssnrs, seed=args.seed) for name, (model, _) in models.items()}
-
-    # Fig. 9: feature activation frequency without / with FIM, clean and attacked samples.
-    fig9 = {}
-    images, labels = next(iter(torch.utils.data.DataLoader(test_set, batch_size=500, shuffle=False)))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), squeeze=False)
-    for axis, name in zip(axes[0], (names["vqvae-cifar10"], names["robust-cifar10"])):
-        if name not in models:
-            continue
-        model = models[name][0]
-        attacked = attack_batch(model, images, labels, ifgsm(0.016), args.seed)
-        clean_freq = analyses.feature_activation_frequency(model, images, args.snr, seed=args.seed)
-        noisy_freq = analyses.feature_activation_frequency(model, attacked, args.snr, seed=args.seed)
-        fig9[name] = {"clean": clean_freq.tolist(), "attacked": noisy_freq.tolist(), "mean_abs_difference": float((clean_freq - noisy_freq).abs().mean()),
-                      "features_never_active": int(((clean_freq == 0) & (noisy_freq == 0)).sum())}
-        order = clean_freq.argsort(descending=True)
-        axis.bar(range(len(order)), clean_freq[order], color="C0", alpha=0.6, label="clean")
-        axis.bar(range(len(order)), noisy_freq[order], color="C3", alpha=0.5, label="semantic noise")
-        axis.set_title(f"{label(name)}: mean |diff| {fig9[name]['mean_abs_difference']:.3f}", fontsize="small")
-        axis.set_xlabel("feature (sorted by clean frequency)")
-        axis.set_ylabel("activation frequency")
-        axis.legend(fontsize="small")
-    fig.tight_layout()
-    save_figure(fig, out / "fig9_activation_frequency.png")
-    report["fig9"] = fig9
-
-    # Fig. 10: codebook similarity without / with the orthogonality term.
-    fig10 = {}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), squeeze=False)
-    for axis, name in zip(axes[0], (names["vqvae-cifar10"], names["robust-cifar10"])):
-        if name not in models:
-            continue
-        similarity = analyses.codebook_similarity(models[name][0].digitizer.codebook)
-        off_diagonal = similarity[~torch.eye(similarity.shape[0], dtype=torch.bool)]
-        recipe = run_results[name]["meta"]["recipe"]
-        fig10[name] = {"orthogonality_weight": recipe["train"].get("weights", {}).get("orthogonality", 0.0),
-                       "mean_abs_cosine": float(off_diagonal.abs().mean()), "max_cosine": float(off_diagonal.max())}
-        image = axis.imshow(similarity.numpy(), cmap="coolwarm", vmin=-1, vmax=1)
-        axis.set_title(f"{label(name)} (orth. weight {fig10[name]['orthogonality_weight']}): mean |cos| {fig10[name]['mean_abs_cosine']:.3f}", fontsize="small")
-        fig.colorbar(image, ax=axis, fraction=0.046)
-    fig.tight_layout()
-    save_figure(fig, out / "fig10_codebook_similarity.png")
-    report["fig10"] = fig10
-
-    # Retrieval recall@1 (CIFAR-10 test by class; Cars196 is not available offline) and similar features.
-    report["retrieval_recall_at_1"] = {}
-    report["similar_features"] = {}
-    for name, (model, _) in models.items():
-        features, labels_all = analyses.embeddings(model, test_set, args.snr, links[name], seed=args.seed)
-        report["retrieval_recall_at_1"][name] = float(recall_at_k(features, labels_all, 1))
-        with torch.no_grad():
-            encoded = model(images[:200], generator=torch.Generator().manual_seed(args.seed))["features"]
-        report["similar_features"][name] = {str(delta): float(redundant_features(encoded, delta).float().mean()) for delta in (0.8, 0.9, 0.95, 0.99)}
-
-    # Table I: symbols per image from the formula and as the link carries them (channel_uses_per_image).
-    table = {"paper_224px": {"jpeg_ldpc": jpeg_ldpc_symbols(224, 224, 3, 8, 0.5, 11.2, 4), "masked_vqvae_uncoded": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4),
-                             "masked_vqvae_ldpc": masked_vqvae_symbols(224, 224, 8, 0.5, 16, 4, 0.5)}}
-    table["formula_by_patch"] = {f"{size}px_patch{patch}": masked_vqvae_symbols(size, size, 8, 0.5, patch, 4, 0.5) for size, patches in ((32, (2, 4, 8, 16)), (224, (8, 16, 32))) for patch in patches}
-    sample = images[:1]
-
-    def symbols_sent(model, link) -> int:
-        with torch.no_grad():
-            return model(sample, snr_db=args.snr, link=link, generator=torch.Generator().manual_seed(args.seed))["channel_uses_per_image"]
-
-    for name in (names["vqvae-cifar10"], names["jscc-cifar10"]):
-        if name not in models:
-            continue
-        model = models[name][0]
-        if model.config.transmission == "analog":
-            table[name] = {"formula": model.symbols_per_image(4), "measured": symbols_sent(model, links[name])}
-            continue
-        entry = {"formula_ldpc_1_2": model.symbols_per_image(4, 0.5)}
-        for k in (512, 256):
-            entry[f"measured_ldpc_k{k}"] = symbols_sent(model, {"modulation": "16qam", "channel": "mimo-8x4-svd", "code": "ldpc-1/2", "ldpc_k": k})
-        table[name] = entry
-    if "JPEG+LDPC" in fig4:
-        bits = fig4["JPEG+LDPC"]["payload_bits"]
-        table["jpeg_ldpc_32px"] = {"formula": jpeg_ldpc_symbols(32, 32, 3, 8, 0.5, 11.2, 4), "mean_payload_bits": bits, "mean_quality": fig4["JPEG+LDPC"]["quality"],
-                                   "measured_one_image": digital.channel_uses(round(bits))}
-    report["table1"] = table
-
-    # Fig. 5: codebook size J (clean-trained masked VQ-VAEs, when the sweep ran).
-    report.update(j_sweep(runs, args.scale))
-
-    # Fig. 11: reconstructions under semantic noise (CIFAR-10 test and Kodak24 in 32x32 tiles).
-    recon = runs / f"vqvae-recon-cifar10-{args.scale}"
-    if (recon / "model.safetensors").is_file():
-        report["fig11"] = reconstruction_under_noise(recon, test_set, args, out)
-
-    report["meta"] = run_metadata(args.seed, "cpu", dataset="CIFAR-10 test", wall_s=round(time.perf_counter() - started, 1),
-                                  command=f"python benchmarks/robust_report.py --runs {args.runs} --scale {args.scale} --limit {args.limit} --snr {args.snr:g} --out {args.out}")
-    write_json(out / "report.json", report)
+    jpeg_models, _ = trained_models(runs, {role: f"{role}-{args.scale}" for role in JPEG_ROLES}, args.scale, chosen) if "fig4" in parts else ({}, {})
+    existing = json.loads((out / "report.json").read_text()) if args.parts and (out / "report.json").is_file() else {}
+    inputs = Inputs(args, out, runs, names, models, run_results, jpeg_models, CIFAR10(args.data, split="test", limit=args.limit),
+                    {**existing, "snr_db": args.snr, "n_images": args.limit})
+    seconds, computed = {}, {"snr_db": args.snr, "n_images": args.limit}
+    for part in parts:
+        started = time.perf_counter()
+        computed.update(SECTIONS[part](inputs))
+        inputs.report.update(computed)
+        seconds[part] = round(time.perf_counter() - started, 1)
+        print(f"{part}: {seconds[part]:.0f} s")
+    command = (f"python benchmarks/robust_report.py --runs {args.runs} --scale {args.scale} --limit {args.limit} --snr {args.snr:g} --out {args.out}"
+               + "".join(f" --model {item}" for item in args.model) + (f" --parts {' '.join(args.parts)}" if args.parts else ""))
+    report = merge_into_report(out, computed, seconds, command, args.seed, replace=not args.parts)
+    missing = [key for key in NEEDED_FOR_TABLES if key not in report]
+    if missing:
+        print(f"wrote {out / 'report.json'}; plots and tables.md wait for: {', '.join(missing)}")
+        return
     draw_line_figures(report, out)
     atomic_write(out / "tables.md", lambda tmp: tmp.write_text(markdown_tables(report)))
+    fig4 = report["fig4"]
     print(f"{'scheme':34s} " + " ".join(f"{s:>6g}" for s in fig4[next(iter(fig4))]["snr_db"]))
     for name, result in fig4.items():
         print(f"{label(name):34s} " + " ".join(f"{v:6.3f}" for v in result["accuracy"]))
         print(f"{'  + semantic noise':34s} " + " ".join(f"{v:6.3f}" for v in result["accuracy_attacked"]))
-    print(json.dumps({key: report[key] for key in ("retrieval_recall_at_1", "table1")}, indent=1))
-    print(f"wrote {out / 'report.json'} ({time.perf_counter() - started:.0f} s)")
+    print(f"wrote {out / 'report.json'} ({sum(seconds.values()):.0f} s)")
+
+
+def _optional_runs_exist(section: str, runs: Path, scale: str) -> bool:
+    """Whether an optional section's runs (the J sweep's, the reconstruction model's) are there."""
+    if section == "fig5":
+        return bool(j_sweep(runs, scale))
+    return (runs / f"vqvae-recon-cifar10-{scale}" / "model.safetensors").is_file()
 
 
 if __name__ == "__main__":

@@ -114,3 +114,26 @@ def test_split_jpeg_rejects_a_real_png():
     Image.new("RGB", (8, 8), (10, 20, 30)).save(buffer, format="PNG")
     with pytest.raises(ValueError):
         split_jpeg(buffer.getvalue())
+
+
+def test_jpeg_at_budget_items_are_pillow_jpegs_at_the_highest_quality_that_fits():
+    """Each item is Pillow's own decode of the image's JPEG at the highest quality whose payload fits
+    the budget (checked by scanning every quality), and keeps its label."""
+    from torch.utils.data import TensorDataset
+
+    from digisem.systems.classical import JpegAtBudget
+
+    images = torch.stack([smooth_image(seed) for seed in (11, 12)])
+    budget = 1500
+    dataset = JpegAtBudget(TensorDataset(images, torch.tensor([3, 7])), budget)
+    assert len(dataset) == 2
+    for index in range(2):
+        fitting = [q for q in range(1, 96) if 8 * len(split_jpeg(jpeg_bytes(images[index], q))[1]) <= budget]
+        pixels = (images[index].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=max(fitting))
+        expected = torch.from_numpy(np.asarray(Image.open(buffer).convert("RGB")).copy()).permute(2, 0, 1).float() / 255
+        image, label = dataset[index]
+        assert label == (3, 7)[index] and torch.equal(image, expected)
+    with pytest.raises(ValueError, match="positive number of bits"):
+        JpegAtBudget(TensorDataset(images, torch.tensor([3, 7])), 0)

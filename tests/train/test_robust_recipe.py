@@ -87,3 +87,53 @@ def test_out_of_range_smoothing_and_warmup_are_named(tmp_path):
     for override, key in (("train.label_smoothing=1.5", "train.label_smoothing"), ("train.warmup_epochs=-1", "train.warmup_epochs")):
         with pytest.raises(RecipeError, match=key):
             run_recipe(load_recipe("robust-smoke", [override]), tmp_path, progress=False)
+
+
+def test_clean_weight_mixes_the_losses_of_attacked_and_clean_images(tmp_path, monkeypatch):
+    """train.clean_weight w: each batch's loss is (1 - w) L(attacked) + w L(clean) (Algorithm 3 step 4
+    trains on the input images themselves), and the clean pass sees the unattacked batch."""
+    calls = []
+    real_loss = robust.robust_loss
+
+    def recording_loss(model_call, images, clean, labels, weights, **kwargs):
+        total, parts = real_loss(model_call, images, clean, labels, weights, **kwargs)
+        calls.append((torch.equal(images, clean), float(total.detach().mean())))
+        return total, parts
+
+    monkeypatch.setattr(robust, "robust_loss", recording_loss)
+    run_dir = run_recipe(load_recipe("robust-smoke", ["train.clean_weight=0.25", "train.awp_gamma=0"]), tmp_path, progress=False)
+    # the bundled 8 samples in batches of 4: per batch one pass on attacked images, then one on clean ones
+    assert [is_clean for is_clean, _ in calls] == [False, True, False, True]
+    expected = sum(0.75 * calls[i][1] + 0.25 * calls[i + 1][1] for i in (0, 2)) / 2
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] == pytest.approx(expected, rel=1e-5)
+    assert 0 <= log[-1]["clean_accuracy"] <= 1
+
+
+def test_clean_weight_out_of_range_or_without_attack_is_named(tmp_path):
+    with pytest.raises(RecipeError, match="train.clean_weight"):
+        run_recipe(load_recipe("robust-smoke", ["train.clean_weight=1.5"]), tmp_path, progress=False)
+    with pytest.raises(RecipeError, match="needs a train.attack"):
+        run_recipe(load_recipe("robust-smoke", ["train.clean_weight=0.5", "train.attack.kind=none"]), tmp_path, progress=False)
+
+
+def test_jpeg_bits_trains_and_evaluates_on_jpegs_and_says_so(tmp_path, monkeypatch):
+    """data.jpeg_bits: the training and test images are the JPEGs of the JPEG+LDPC baseline (the
+    baseline's own classifier), and the results name that test set."""
+    from digisem.systems.classical import JpegAtBudget
+
+    served = []
+    real_item = JpegAtBudget.__getitem__
+
+    def counting_item(self, index):
+        served.append(self.max_bits)
+        return real_item(self, index)
+
+    monkeypatch.setattr(JpegAtBudget, "__getitem__", counting_item)
+    recipe = load_recipe("robust-smoke")
+    recipe["data"]["jpeg_bits"], recipe["link"] = 2194, None
+    run_dir = run_recipe(recipe, tmp_path, progress=False)
+    # the 8 bundled images once in training (one epoch) and once per evaluation pass (clean, attacked)
+    assert len(served) >= 8 + 8 and set(served) == {2194}
+    meta = json.loads((run_dir / "results.json").read_text())["meta"]
+    assert meta["dataset"] == "bundled sample images, as JPEGs within 2194 payload bits" and meta["link"] is None

@@ -133,7 +133,7 @@ def test_defaults_are_filled_and_numbers_normalized():
     recipe = checked(load_recipe("jcm-smoke", ["train.snr_db=10", "train.epochs=1.0"]))
     assert recipe["seed"] == 0
     assert recipe["data"] == {"dataset": "samples", "batch_size": 4, "train_limit": None, "image_size": None, "crop": None,
-                              "test_crop": None, "test_folder": None, "augment": False}
+                              "test_crop": None, "test_folder": None, "augment": False, "jpeg_bits": None}
     assert recipe["eval"]["snr"] == "-6,6" and recipe["eval"]["batch_size"] == 8 and recipe["eval"]["attack"] is None
     assert recipe["eval"]["link"] is None and recipe["eval"]["snr_kind"] is None
     assert recipe["train"]["link"] == "awgn" and recipe["train"]["class_weight"] == 0.0

@@ -118,6 +118,26 @@ def jpeg_for_budget(image: torch.Tensor, max_bits: int, payload_only: bool = Fal
     return best
 
 
+class JpegAtBudget(torch.utils.data.Dataset):
+    """``(image, label)`` items of ``dataset`` with each image ``[3, H, W]`` replaced by the decoded
+    highest-quality JPEG whose entropy-coded payload fits ``max_bits`` bits (:func:`jpeg_for_budget`,
+    payload only): what the JPEG+LDPC baseline's receiver sees when every bit arrives. A classifier
+    trained on these is that baseline's own classifier."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, max_bits: int):
+        if int(max_bits) <= 0:
+            raise InputError(f"a JPEG budget is a positive number of bits, got {max_bits}")
+        self.dataset, self.max_bits = dataset, int(max_bits)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        payload, quality = jpeg_for_budget(image, self.max_bits, payload_only=True)
+        return decode_jpeg_payload(payload, tuple(image.shape[1:]), quality), label
+
+
 def _highest_quality(encode, low: int, high: int, max_bytes: int) -> tuple[bytes, int] | None:
     """Binary search over qualities ``low..high`` for the highest whose ``encode(quality)`` has at
     most ``max_bytes`` bytes (sizes grow with quality): ``(bytes, quality)``, or None."""

@@ -4,8 +4,9 @@ reconstruction for Fig. 11).
 One stage trains the whole masked VQ-VAE on adversarial samples: each batch is attacked with the
 weights fixed (Algorithm 2 step 2), the weights get one adversarial ascent step (step 3, when
 ``train.awp_gamma > 0``), and the gradient of the loss at the perturbed weights updates the clean
-ones (step 4). The loss is the cross-entropy on the attacked images sent over the training link,
-plus the codebook and commitment terms of eq. 12, the codebook orthogonality term, the FIM
+ones (step 4). The loss is the cross-entropy on the attacked images sent over the training link
+(mixed with the one on the clean images when ``train.clean_weight > 0``: Algorithm 3 step 4 trains
+the codebook, encoder and decoder on the input images themselves), plus the codebook and commitment terms of eq. 12, the codebook orthogonality term, the FIM
 cross-entropies (eq. 16) and the similarity term (eq. 17), each with its recipe weight.
 
 A ``vqvae`` recipe: ``model`` (:class:`~digisem.systems.vqvae.MaskedVQVAEConfig`), ``data``
@@ -13,7 +14,7 @@ A ``vqvae`` recipe: ``model`` (:class:`~digisem.systems.vqvae.MaskedVQVAEConfig`
 ``channel``, ``code``: e.g. 16qam, mimo-8x4-svd, ldpc-1/2; null sends indices intact), ``train``
 (``epochs``, ``lr``, ``snr_db``, ``attack``, ``awp_gamma``, ``weights``, optional ``init_from``: the
 name of an earlier run in the same runs folder or a zoo model to fine-tune, ``warmup_epochs``,
-``label_smoothing``), ``eval`` (``snr``,
+``label_smoothing``, ``clean_weight``), ``eval`` (``snr``,
 ``test_limit``, ``batch_size``, ``attack``). Attacks: ``{kind: none|fgsm|ifgsm|pgd, epsilon, step,
 steps}`` on images in [0, 1].
 """
@@ -47,8 +48,10 @@ class RobustTraining(TrainingSpeed):
     ``weights`` (``vq``, ``orthogonality``, ``fim``, ``similarity``) and ``init_from`` (an earlier
     run of the same runs folder to fine-tune), ``precision`` (``fp32``, or ``bf16`` autocast), the
     speed switches, ``warmup_epochs`` (> 0: linear warm-up, then a per-batch cosine; see
-    :class:`~digisem.systems.base.Stage`) and ``label_smoothing`` of the training cross-entropy
-    (the attacks still maximize the plain one)."""
+    :class:`~digisem.systems.base.Stage`), ``label_smoothing`` of the training cross-entropy
+    (the attacks still maximize the plain one) and ``clean_weight`` in [0, 1] (with an attack: the
+    loss is ``(1 - clean_weight) * L(attacked) + clean_weight * L(clean)``, one more forward and
+    backward pass per batch)."""
 
     epochs: int
     lr: float
@@ -60,6 +63,7 @@ class RobustTraining(TrainingSpeed):
     precision: str = "fp32"
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    clean_weight: float = 0.0
 
 
 def robust_loss(model_call, images: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor | None, weights: dict[str, float], *, snr_db=None, link=None,
@@ -103,9 +107,14 @@ def robust_stages(context: RecipeContext) -> Iterator[Stage]:
     weights = train["weights"]
     if not 0 <= train["label_smoothing"] < 1:
         raise RecipeError(f"recipe key train.label_smoothing must lie in [0, 1), got {train['label_smoothing']}")
+    if not 0 <= train["clean_weight"] <= 1:
+        raise RecipeError(f"recipe key train.clean_weight must lie in [0, 1], got {train['clean_weight']}")
+    if train["clean_weight"] > 0 and attack is None:
+        raise RecipeError("recipe key train.clean_weight mixes clean and attacked images: it needs a train.attack")
     if train["warmup_epochs"] < 0:
         raise RecipeError(f"recipe key train.warmup_epochs must be >= 0, got {train['warmup_epochs']}")
     smoothing = float(train["label_smoothing"])
+    clean_weight = float(train["clean_weight"])
     initial_weights = initialize_from(model, context.runs_dir, train["init_from"], may_lack=lambda key: key.startswith("fims.") or key == "noise_profile")
     snr_db = train["snr_db"] if link is not None else None
     awp = AdversarialWeightPerturbation(model, train["awp_gamma"]) if train["awp_gamma"] > 0 else None
@@ -125,7 +134,12 @@ def robust_stages(context: RecipeContext) -> Iterator[Stage]:
             awp.perturb(lambda: robust_loss(model_call, images, clean, labels, weights, snr_db=snr_db, link=link, generator=generator,
                                             label_smoothing=smoothing)[0].mean())
         total, parts = robust_loss(model_call, images, clean, labels, weights, snr_db=snr_db, link=link, generator=generator, label_smoothing=smoothing)
-        return total.mean(), parts
+        if clean_weight == 0:
+            return total.mean(), parts
+        clean_total, clean_parts = robust_loss(model_call, clean, clean, labels, weights, snr_db=snr_db, link=link, generator=generator,
+                                               label_smoothing=smoothing)
+        parts.update({f"clean_{key}": value for key, value in clean_parts.items()})
+        return (1 - clean_weight) * total.mean() + clean_weight * clean_total.mean(), parts
 
     trainable = tuple(part for part in TRAINABLE if any(True for _ in getattr(model, part).parameters()))
     context.extras["weights_metadata"] = {"link": link_spec}

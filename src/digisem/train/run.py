@@ -26,6 +26,7 @@ from ..plots import plot_metric
 from ..snr import parse_snr_range
 from ..systems import FAMILIES
 from ..systems.base import RecipeContext
+from ..systems.classical import JpegAtBudget
 from ..weights import save_weights
 from ..distributed import distributed_context
 from .loop import default_device, fit_stage
@@ -45,16 +46,25 @@ def family_of(recipe: dict[str, Any]):
 
 
 def training_set(recipe: dict[str, Any], data_root: str | None):
-    """The training set of a recipe's ``data`` section (:func:`digisem.data.recipe_dataset`)."""
+    """The training set of a recipe's ``data`` section (:func:`digisem.data.recipe_dataset`; JPEG
+    images at ``data.jpeg_bits``, :class:`~digisem.systems.classical.JpegAtBudget`)."""
     data = recipe["data"]
-    return recipe_dataset(data["dataset"], data_root, "train", limit=data["train_limit"], crop=data["crop"], image_size=data["image_size"], augment=data["augment"])
+    return _jpeg(recipe_dataset(data["dataset"], data_root, "train", limit=data["train_limit"], crop=data["crop"], image_size=data["image_size"],
+                                augment=data["augment"]), data["jpeg_bits"])
 
 
 def test_set(recipe: dict[str, Any], data_root: str | None):
-    """The test set: the test split of the recipe's dataset (an image folder if ``data.test_folder``)."""
+    """The test set: the test split of the recipe's dataset (an image folder if ``data.test_folder``;
+    JPEG images at ``data.jpeg_bits``)."""
     data = recipe["data"]
     name, folder = ("folder", data["test_folder"]) if data["test_folder"] else (data["dataset"], None)
-    return recipe_dataset(name, data_root, "test", limit=recipe["eval"]["test_limit"], crop=data["test_crop"], image_size=data["image_size"], folder=folder)
+    return _jpeg(recipe_dataset(name, data_root, "test", limit=recipe["eval"]["test_limit"], crop=data["test_crop"], image_size=data["image_size"], folder=folder),
+                 data["jpeg_bits"])
+
+
+def _jpeg(dataset, max_bits: int | None):
+    """``dataset`` itself, or its images as JPEGs within ``max_bits`` payload bits."""
+    return dataset if max_bits is None else JpegAtBudget(dataset, max_bits)
 
 
 def run_recipe(recipe: dict[str, Any], runs_dir: str | Path = "runs", data_root: str | None = None, *, resume: bool = False, progress: bool = True) -> Path:
@@ -129,7 +139,8 @@ def _evaluate_and_write(family, recipe, model: nn.Module, context: RecipeContext
         "description": recipe.get("description", ""),
         "results": curves,
         "summary": summary,
-        "meta": run_metadata(recipe["seed"], "cpu", dataset=describe_dataset(recipe["data"]["test_folder"] and "folder" or recipe["data"]["dataset"], "test", tests),
+        "meta": run_metadata(recipe["seed"], "cpu", dataset=describe_dataset(recipe["data"]["test_folder"] and "folder" or recipe["data"]["dataset"], "test", tests)
+                             + ("" if recipe["data"]["jpeg_bits"] is None else f", as JPEGs within {recipe['data']['jpeg_bits']} payload bits"),
                              n_images=len(tests), link=link, snr_kind=snr_kind, attack=evaluation["attack"],
                              psnr="mean over images of per-image PSNR (all channels, data range 1)", train_seconds=round(train_seconds, 1),
                              eval_seconds=round(eval_seconds, 1), stages=[str(d) for d in stage_dirs], recipe=copy.deepcopy(recipe), **context.extras.get("meta", {})),

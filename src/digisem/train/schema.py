@@ -22,7 +22,9 @@ class DataSection:
 
     ``dataset`` (see :func:`digisem.data.recipe_dataset`), ``train_limit``, ``batch_size``,
     ``image_size`` (resize), ``crop`` (training crops, high resolution), ``test_crop``,
-    ``test_folder`` (an image folder as the test set), ``augment`` (random crop and flip)."""
+    ``test_folder`` (an image folder as the test set), ``augment`` (random crop and flip),
+    ``jpeg_bits`` (each training and test image replaced by its best JPEG within that many payload
+    bits: :class:`~digisem.systems.classical.JpegAtBudget`)."""
 
     dataset: str
     batch_size: int = 64
@@ -32,6 +34,7 @@ class DataSection:
     test_crop: int | None = None
     test_folder: str | None = None
     augment: bool = False
+    jpeg_bits: int | None = None
 
 
 @dataclasses.dataclass

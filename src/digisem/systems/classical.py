@@ -51,13 +51,9 @@ JPEG_QUALITIES = range(1, 96)
 
 def jpeg_bytes(image: torch.Tensor, quality: int) -> bytes:
     """JPEG file of ``image : [3, H, W]`` in [0, 1] at Pillow ``quality`` (1-95), 4:2:0 chroma."""
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise InputError(f"image must be [3, H, W] in [0, 1], got shape {tuple(image.shape)}")
     if quality not in JPEG_QUALITIES:
         raise InputError(f"quality must be an int in 1..95, got {quality!r}")
-    # NumPy, not torch: on a machine whose cores are busy, torch's thread pool makes these
-    # few-thousand-element operations milliseconds each (np.rint rounds half to even, as torch.round)
-    pixels = np.rint(image.detach().cpu().float().numpy().clip(0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+    pixels = _pixels(image)
     buffer = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
@@ -173,7 +169,9 @@ def _pixels(image: torch.Tensor) -> np.ndarray:
     """``[3, H, W]`` in [0, 1] -> ``[H, W, 3]`` uint8 (rounded)."""
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
         raise InputError(f"image must be a [3, H, W] tensor in [0, 1], got {tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
-    return (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    # NumPy, not torch: on a machine whose cores are busy, torch's thread pool makes these
+    # few-thousand-element operations milliseconds each (np.rint rounds half to even, as torch.round)
+    return np.rint(image.detach().cpu().float().numpy().clip(0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def _save(image: torch.Tensor, format: str, **options) -> bytes:

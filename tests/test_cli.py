@@ -193,3 +193,20 @@ def test_zoo_lists_every_family(capsys):
     assert {"ampsc", "jcm", "scdm", "vqvae", "deepjscc"} <= families
     for name in zoo.zoo_names():
         assert name in text
+
+
+def test_zoo_shows_each_models_recorded_result_from_its_metadata(capsys):
+    """The 'recorded test result' column: the PSNR average of an image model and the 3 dB accuracy of
+    a classifier, as recorded in each zoo file's results."""
+    from digisem import zoo
+    from digisem.weights import read_weights
+
+    assert main(["zoo"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    for name in ("ampsc-cifar10-4bit", "vqvae-fim-at-cifar10"):
+        results = read_weights(zoo.resolve_weights(name))[1]["results"]
+        if "psnr_avg_0_18" in results.get("summary", {}):
+            assert f"{results['summary']['psnr_avg_0_18']:.2f} dB avg 0-18 dB" in rows[name]
+        else:
+            curves = results["results"]
+            assert f"accuracy {curves['accuracy'][curves['snr_db'].index(3.0)]:.3f} at 3 dB" in rows[name]

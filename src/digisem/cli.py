@@ -455,7 +455,7 @@ def command_zoo(args: argparse.Namespace) -> int:
     if not names:
         print("the zoo is empty")
         return 0
-    print(f"{'name':26s} {'system':8s} {'paper name':26s} {'avg 0-18 dB':>11s}  {'bundled samples':30s} recipe")
+    print(f"{'name':26s} {'system':8s} {'paper name':30s} {'recorded test result':>22s}  {'bundled samples':30s} recipe")
     broken = []
     for name in names:
         try:
@@ -464,7 +464,7 @@ def command_zoo(args: argparse.Namespace) -> int:
             broken.append(f"{name}: {err}")
             print(f"{name:26s} unreadable: see the error below")
             continue
-        average = metadata.get("results", {}).get("summary", {}).get("psnr_avg_0_18")
+        recorded = _recorded_result(metadata.get("results", {}))
         check = metadata.get("sample_check", {})
         kind = SNR_LABELS[check.get("snr_kind", FAMILIES[metadata["system"]].snr_kind if metadata.get("system") in FAMILIES else "esn0")]
         where = check.get("link") or check.get("channel") or "recorded link"
@@ -474,10 +474,24 @@ def command_zoo(args: argparse.Namespace) -> int:
             check_text = f"accuracy {check['accuracy']:.3f} at {check['snr_db']:g} dB {kind}"
         else:
             check_text = "-"
-        print(f"{name:26s} {metadata.get('system', '?'):8s} {metadata.get('name', '?'):26s} {(f'{average:.2f} dB' if average is not None else '-'):>11s}  {check_text:30s} {metadata.get('recipe', '?')}")
+        print(f"{name:26s} {metadata.get('system', '?'):8s} {metadata.get('name', '?'):30s} {recorded:>22s}  {check_text:30s} {metadata.get('recipe', '?')}")
     for problem in broken:
         print(f"digisem zoo: error: {problem} (reinstall digisem to restore the zoo's files)", file=sys.stderr)
     return 1 if broken else 0
+
+
+def _recorded_result(results: dict) -> str:
+    """A zoo model's headline test number for ``digisem zoo``: the mean PSNR over 0-18 dB, or a
+    classifier's accuracy at 3 dB (the robust paper's SNR; else at the highest recorded SNR)."""
+    average = results.get("summary", {}).get("psnr_avg_0_18")
+    if average is not None:
+        return f"{average:.2f} dB avg 0-18 dB"
+    curves = results.get("results", {})
+    if curves.get("accuracy") and curves.get("snr_db"):
+        snrs = curves["snr_db"]
+        index = snrs.index(3.0) if 3.0 in snrs else snrs.index(max(snrs))
+        return f"accuracy {curves['accuracy'][index]:.3f} at {snrs[index]:g} dB"
+    return "-"
 
 
 ATTACK_CHOICES = ("ifgsm", "fgsm", "pgd", "pgd-l2", "patch")
@@ -802,6 +816,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader of stdout left (`digisem zoo | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (InputError, OSError, CheckpointError) as err:
         print(f"digisem {args.verb}: error: {err}", file=sys.stderr)
         return 2

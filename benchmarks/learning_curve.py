@@ -6,7 +6,10 @@ A ``loss`` that is a mean squared error of images in [0, 1] can be drawn as trai
 (``--metric psnr-from-mse``: ``10 log10(1 / loss)``, dB); ``accuracy``, ``cross_entropy`` or any
 other logged key is drawn as logged.
 
-Usage: python benchmarks/learning_curve.py RUN [RUN ...] --metric accuracy --out docs/results/robust/zoo [--runs runs] [--title TEXT]
+A run that continues or fine-tunes another (``train.init_from``) can start where that one ends:
+``--after RUN=BASE`` draws RUN's first epoch after BASE's last (BASE must be one of the runs drawn).
+
+Usage: python benchmarks/learning_curve.py RUN [RUN ...] --metric accuracy --out docs/results/robust/zoo [--runs runs] [--title TEXT] [--after RUN=BASE]
 """
 
 from __future__ import annotations
@@ -50,14 +53,26 @@ def main() -> None:
     parser.add_argument("--metric", default="loss")
     parser.add_argument("--out", required=True, help="folder for learning_curve.png and the copies")
     parser.add_argument("--title", default="learning curves (log.jsonl)")
+    parser.add_argument("--after", action="append", default=[], metavar="RUN=BASE", help="draw RUN's epochs after BASE's (a continued or fine-tuned run)")
     args = parser.parse_args()
+    after = dict(item.split("=", 1) for item in args.after if "=" in item)
+    if len(after) != len(args.after) or not set(after) | set(after.values()) <= set(args.names):
+        raise SystemExit(f"--after takes RUN=BASE with both among the runs drawn ({', '.join(args.names)}), got {args.after}")
     out = Path(args.out)
     figure, axis = plt.subplots(figsize=(6, 4))
-    for name in args.names:
+    epochs_of: dict[str, int] = {}
+    def depth(run: str, seen: tuple[str, ...] = ()) -> int:
+        if run in seen:
+            raise SystemExit(f"--after makes a cycle: {' -> '.join((*seen, run))}")
+        return 0 if run not in after else 1 + depth(after[run], (*seen, run))
+
+    for name in sorted(args.names, key=depth):
         run_dir = Path(args.runs) / name
         entries = read_log(run_dir)
         values = metric_values(entries, args.metric)
-        axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
+        start = epochs_of.get(after.get(name), 0)
+        epochs_of[name] = start + len(values)
+        axis.plot(range(start + 1, start + len(values) + 1), values, marker="o", label=name if name not in after else f"{name} (after {after[name]})")
         write_json(out / f"{name}.log.json", entries)
         if (run_dir / "results.json").is_file():
             out.mkdir(parents=True, exist_ok=True)

@@ -458,7 +458,7 @@ def fig5_section(inputs: Inputs) -> dict:
 
 def fig11_section(inputs: Inputs) -> dict:
     """Fig. 11: reconstructions under semantic noise (CIFAR-10 test and Kodak24 in 32x32 tiles)."""
-    recon = inputs.runs / f"vqvae-recon-cifar10-{inputs.args.scale}"
+    recon = recon_run(inputs.runs, inputs.args.scale)
     if not (recon / "model.safetensors").is_file():
         raise SystemExit(f"fig11: {recon} holds no trained model (digisem train vqvae-recon-cifar10-{inputs.args.scale})")
     return {"fig11": reconstruction_under_noise(recon, inputs.test_set, inputs.args, inputs.out)}
@@ -553,11 +553,16 @@ def main() -> None:
     print(f"wrote {out / 'report.json'} ({sum(seconds.values()):.0f} s)")
 
 
+def recon_run(runs: Path, scale: str) -> Path:
+    """The reconstruction model's run folder (Fig. 11)."""
+    return runs / f"vqvae-recon-cifar10-{scale}"
+
+
 def _optional_runs_exist(section: str, runs: Path, scale: str) -> bool:
     """Whether an optional section's runs (the J sweep's, the reconstruction model's) are there."""
     if section == "fig5":
         return bool(j_sweep(runs, scale))
-    return (runs / f"vqvae-recon-cifar10-{scale}" / "model.safetensors").is_file()
+    return (recon_run(runs, scale) / "model.safetensors").is_file()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from digisem.metrics import (
     accuracy,
     bit_error_rate,
     block_error_rate,
+    image_quality,
     ms_ssim,
     ms_ssim_betas,
     psnr,
@@ -120,6 +121,28 @@ def test_ms_ssim_on_32_is_two_scales_as_documented():
     coarse_ssim = structural_similarity_index_measure(pooled(x_hat, 2), pooled(x, 2), data_range=1.0, reduction="none")
     expected = contrast_structure.clamp(min=0) ** beta_fine * coarse_ssim.clamp(min=0) ** beta_coarse
     assert torch.allclose(ms_ssim(x_hat, x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(("height", "width"), [(11, 11), (16, 21), (32, 32), (40, 57), (100, 120), (180, 200)])
+def test_ssim_and_ms_ssim_equal_torchmetrics(height, width):
+    # The separable filter must give torchmetrics' numbers (its 2-D window, reflect padding, scale rule).
+    generator = torch.Generator().manual_seed(height * width)
+    x = torch.rand(3, 3, height, width, generator=generator, dtype=torch.float64)
+    x_hat = (x + 0.1 * torch.randn(x.shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
+    reference = structural_similarity_index_measure(x_hat, x, data_range=1.0, reduction="none")
+    assert torch.allclose(ssim(x_hat, x), reference, atol=1e-10)
+    betas = ms_ssim_betas(height, width)
+    reference = multiscale_structural_similarity_index_measure(x_hat, x, data_range=1.0, betas=betas, normalize="relu", reduction="none")
+    assert torch.allclose(ms_ssim(x_hat, x), reference, atol=1e-10)
+
+
+def test_image_quality_gives_the_three_metrics_of_one_by_one_calls():
+    x = _images(4, 32)
+    x_hat = _noisy(x, 0.05)
+    together = image_quality(x_hat, x)
+    assert set(together) == {"psnr", "ssim", "ms_ssim"}
+    for name, metric in (("psnr", psnr), ("ssim", ssim), ("ms_ssim", ms_ssim)):
+        assert torch.allclose(together[name], metric(x_hat, x), atol=1e-6)
 
 
 def test_ms_ssim_on_small_images_is_ssim():

@@ -9,4 +9,9 @@ The chain every system shares::
 ``digisem`` command.
 """
 
+from .hardware import tune_allocator
+
 __version__ = "0.1.0"
+
+ALLOCATOR_TUNED = tune_allocator()
+"""Whether importing digisem set glibc's allocator thresholds (:func:`digisem.hardware.tune_allocator`)."""

@@ -154,10 +154,11 @@ def score_output(out: dict[str, Any], images: torch.Tensor, labels: torch.Tensor
     count = images.shape[0]
     if out.get("x_hat") is not None:
         x_hat = out["x_hat"].float()
-        totals.add("psnr" + suffix, float(metrics.psnr(x_hat, images).sum()), count)
-        if not suffix:
-            totals.add("ssim", float(metrics.ssim(x_hat, images).sum()), count)
-            totals.add("ms_ssim", float(metrics.ms_ssim(x_hat, images).sum()), count)
+        if suffix:
+            totals.add("psnr" + suffix, float(metrics.psnr(x_hat, images).sum()), count)
+        else:
+            for name, values in metrics.image_quality(x_hat, images).items():
+                totals.add(name, float(values.sum()), count)
     if out.get("logits") is not None and labels is not None:
         totals.add("accuracy" + suffix, float((out["logits"].argmax(1) == labels).sum()), count)
     if suffix:
@@ -297,11 +298,6 @@ REFERENCE_METRICS = ("psnr", "ssim", "ms_ssim", "failure_rate", "ber")
 IMAGE_METRICS = ("psnr", "ssim", "ms_ssim")
 
 
-def _image_scores(x_hat: torch.Tensor, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image ``psnr`` (dB), ``ssim`` and ``ms_ssim`` of ``x_hat`` against ``images`` (both ``[N, 3, H, W]``): ``[N]`` each."""
-    return {"psnr": metrics.psnr(x_hat, images), "ssim": metrics.ssim(x_hat, images), "ms_ssim": metrics.ms_ssim(x_hat, images)}
-
-
 def _plan_or_none(mcs: str, channel_uses: int) -> Any:
     """The :func:`mcs_plan` of ``mcs``, or None when ``channel_uses`` cannot hold one of its codewords."""
     try:
@@ -367,10 +363,10 @@ def reference_sweep(codec: str, channel_uses: int, snrs: list[float], dataset: D
         system = SeparateCoding(SeparateCodingConfig(codec, max(bits, 8), **extra), cache=cache)
         with torch.no_grad():
             out = system(images)
-        return system, out, _image_scores(out["x_hat"].float(), images)
+        return system, out, metrics.image_quality(out["x_hat"].float(), images)
 
     fallback_image = torch.tensor(SeparateCodingConfig(codec, 8, **extra).fallback)[None, :, None, None].expand_as(images)
-    fallback_scores = _image_scores(fallback_image.float(), images)
+    fallback_scores = metrics.image_quality(fallback_image.float(), images)
     by_mcs: dict[str, dict[str, list[float]]] = {}
     with tqdm(total=len(usable) * len(snrs), desc=f"reference {codec}", disable=not progress, leave=False) as bar:
         for plan in usable:

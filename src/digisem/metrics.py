@@ -2,8 +2,11 @@
 
 Image metrics take ``x_hat`` (the reconstruction) and ``x`` (the reference), both floating point
 of shape (B, C, H, W) (C = 3 for RGB) with values in [0, 1], and return one value per image, shape
-(B,), or with ``per_image=False`` the mean of those per-image values, shape (). They are computed
-with torchmetrics' functional API, data range 1.0.
+(B,), or with ``per_image=False`` the mean of those per-image values, shape (), data range 1.0.
+PSNR is torchmetrics'; SSIM and MS-SSIM follow torchmetrics' definitions (its Gaussian window,
+reflect padding and MS-SSIM scale rule) with the separable filter as two matrix products shared by
+both: :func:`image_quality` gives all three for 100 CIFAR-10 images in 9 ms, where torchmetrics'
+SSIM and MS-SSIM took 87 ms (2 threads, ``docs/results/eval.md``).
 
 Input rules shared by the image metrics:
 
@@ -21,14 +24,12 @@ Link metrics (``bit_error_rate``, ``block_error_rate``) and task metrics (``accu
 ``recall_at_k``) return a 0-dim float32 tensor holding a fraction in [0, 1].
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.image import (
-    multiscale_structural_similarity_index_measure,
-    peak_signal_noise_ratio,
-    structural_similarity_index_measure,
-)
+from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from .link.errors import InputError
 
@@ -37,6 +38,8 @@ RECONSTRUCTION_SLACK = 0.5
 
 SSIM_KERNEL_SIZE = 11
 SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 # (smallest image side, number of MS-SSIM scales). A scale count n needs the coarsest scale,
 # side / 2**(n - 1), to hold the 11-px window, and torchmetrics also requires
@@ -126,11 +129,69 @@ def _check_window_fits(x: Tensor, metric: str) -> int:
     return min_side
 
 
+@functools.lru_cache(maxsize=32)
+def _window_matrix(size: int, dtype: torch.dtype) -> Tensor:
+    """``[size, size]`` matrix ``A`` with ``A @ v`` = ``v`` reflect-padded by half the Gaussian window
+    (``SSIM_KERNEL_SIZE`` taps, sigma ``SSIM_SIGMA``) and filtered along its length: one axis of
+    torchmetrics' SSIM filter as a matrix product."""
+    pad = (SSIM_KERNEL_SIZE - 1) // 2
+    offsets = torch.arange(SSIM_KERNEL_SIZE, dtype=torch.float64) - pad
+    taps = torch.exp(-((offsets / SSIM_SIGMA) ** 2) / 2)
+    taps = taps / taps.sum()
+    rows = torch.arange(size).repeat_interleave(SSIM_KERNEL_SIZE)
+    sources = (torch.arange(size)[:, None] + torch.arange(SSIM_KERNEL_SIZE) - pad).reshape(-1).abs()
+    sources = torch.where(sources >= size, 2 * (size - 1) - sources, sources)
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    matrix.index_put_((rows, sources), taps.repeat(size), accumulate=True)
+    return matrix.to(dtype)
+
+
+def _similarity_and_contrast(x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image SSIM and contrast-structure term of validated images ``[B, C, H, W]`` -> ``([B], [B])``.
+
+    The five local statistics are filtered with the separable Gaussian as two matrix products
+    (reflect padding folded into the matrices, see :func:`_window_matrix`). The SSIM is the mean of
+    the whole ``H x W`` map; the contrast-structure term is the mean of the map without the
+    half-window border, as in torchmetrics' SSIM and MS-SSIM (the definitions this module follows,
+    checked in ``tests/test_metrics.py``).
+    """
+    height, width = x.shape[-2:]
+    pad = (SSIM_KERNEL_SIZE - 1) // 2
+    planes = torch.stack((x_hat, x, x_hat * x_hat, x * x, x_hat * x))
+    planes = _window_matrix(height, x.dtype) @ planes @ _window_matrix(width, x.dtype).T
+    mu_hat, mu, hat_sq, ref_sq, cross = planes
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    mu_hat_sq, mu_sq, mu_cross = mu_hat * mu_hat, mu * mu, mu_hat * mu
+    variance_hat = (hat_sq - mu_hat_sq).clamp_min(0.0)
+    variance = (ref_sq - mu_sq).clamp_min(0.0)
+    contrast = (2 * (cross - mu_cross) + c2) / (variance_hat + variance + c2)
+    similarity = (2 * mu_cross + c1) / (mu_hat_sq + mu_sq + c1) * contrast
+    inner = contrast[..., pad : height - pad, pad : width - pad]
+    return similarity.mean(dim=(1, 2, 3)), inner.mean(dim=(1, 2, 3))
+
+
+def _ms_ssim_from(x_hat: Tensor, x: Tensor, finest: tuple[Tensor, Tensor]) -> Tensor:
+    """MS-SSIM ``[B]`` of validated images, given their finest scale's ``(similarity, contrast)``."""
+    betas = ms_ssim_betas(x.shape[-2], x.shape[-1])
+    similarity, contrast = finest
+    terms = [contrast]
+    for _ in betas[1:]:
+        x_hat, x = F.avg_pool2d(x_hat, 2), F.avg_pool2d(x, 2)
+        similarity, contrast = _similarity_and_contrast(x_hat, x)
+        terms.append(contrast)
+    terms[-1] = similarity
+    values = torch.ones_like(similarity)
+    for term, beta in zip(terms, betas):
+        values = values * term.clamp_min(0.0) ** beta
+    return values
+
+
 def ssim(x_hat: Tensor, x: Tensor, per_image: bool = True) -> Tensor:
     """Structural similarity (Wang et al. 2004), unitless, at most 1.
 
     Gaussian window 11x11, sigma 1.5, k1 = 0.01, k2 = 0.03, data range 1.0, averaged over channels
-    and pixels; ``x_hat`` is clamped to [0, 1] first. Both image sides must be at least 11 px.
+    and pixels (reflect padding at the border, as torchmetrics does); ``x_hat`` is clamped to [0, 1]
+    first. Both image sides must be at least 11 px.
 
     Args:
         x_hat: reconstruction, float (B, C, H, W) in [0, 1].
@@ -142,16 +203,7 @@ def ssim(x_hat: Tensor, x: Tensor, per_image: bool = True) -> Tensor:
     """
     x_hat, x = _check_image_pair(x_hat, x, "ssim")
     _check_window_fits(x, "ssim")
-    values = structural_similarity_index_measure(
-        x_hat,
-        x,
-        gaussian_kernel=True,
-        sigma=SSIM_SIGMA,
-        kernel_size=SSIM_KERNEL_SIZE,
-        data_range=1.0,
-        reduction="none",
-    )
-    return _reduce(values, per_image)
+    return _reduce(_similarity_and_contrast(x_hat, x)[0], per_image)
 
 
 def ms_ssim_betas(height: int, width: int) -> tuple[float, ...]:
@@ -207,18 +259,24 @@ def ms_ssim(x_hat: Tensor, x: Tensor, per_image: bool = True) -> Tensor:
     """
     x_hat, x = _check_image_pair(x_hat, x, "ms_ssim")
     _check_window_fits(x, "ms_ssim")
-    values = multiscale_structural_similarity_index_measure(
-        x_hat,
-        x,
-        gaussian_kernel=True,
-        sigma=SSIM_SIGMA,
-        kernel_size=SSIM_KERNEL_SIZE,
-        data_range=1.0,
-        betas=ms_ssim_betas(x.shape[-2], x.shape[-1]),
-        normalize="relu",
-        reduction="none",
-    )
-    return _reduce(values, per_image)
+    return _reduce(_ms_ssim_from(x_hat, x, _similarity_and_contrast(x_hat, x)), per_image)
+
+
+def image_quality(x_hat: Tensor, x: Tensor) -> dict[str, Tensor]:
+    """Per-image ``psnr`` (dB), ``ssim`` and ``ms_ssim`` in one pass: ``{name: [B]}``.
+
+    The same values as :func:`psnr`, :func:`ssim` and :func:`ms_ssim` called one by one, with the
+    inputs checked once and the finest scale's Gaussian statistics shared by SSIM and MS-SSIM.
+
+    Args:
+        x_hat: reconstruction, float (B, C, H, W) in [0, 1], both sides at least 11 px.
+        x: reference, float (B, C, H, W) in [0, 1].
+    """
+    x_hat, x = _check_image_pair(x_hat, x, "image_quality")
+    _check_window_fits(x, "image_quality")
+    finest = _similarity_and_contrast(x_hat, x)
+    values = peak_signal_noise_ratio(x_hat, x, data_range=1.0, dim=(1, 2, 3), reduction="none")
+    return {"psnr": values, "ssim": finest[0], "ms_ssim": _ms_ssim_from(x_hat, x, finest)}
 
 
 def _check_bit_pair(bits_hat: Tensor, bits: Tensor, metric: str) -> None:

@@ -320,6 +320,27 @@ def test_a_sweep_encodes_each_batch_once_with_the_numbers_of_encoding_at_every_s
     assert once == every
 
 
+@pytest.mark.parametrize("index", range(3), ids=["ampsc", "deepjscc", "jcm"])
+def test_a_bf16_sweep_runs_the_networks_in_bfloat16_and_scores_in_float32(index):
+    from digisem.data import sample_images
+
+    _, system, link, snr_kind = _systems_that_encode_once()[index]
+    images = TensorDataset(sample_images("cifar")[0][:6])
+    dtypes = []
+    system.decoder.register_forward_hook(lambda module, inputs, output: dtypes.append((output[0] if isinstance(output, tuple) else output).dtype))
+    snrs = [0.0, 12.0]
+    full = sweep(system, link, snrs, images, snr_kind=snr_kind, batch_size=3, progress=False)
+    assert set(dtypes) == {torch.float32}
+    dtypes.clear()
+    half = sweep(system, link, snrs, images, snr_kind=snr_kind, batch_size=3, progress=False, precision="bf16")
+    assert set(dtypes) == {torch.bfloat16}
+    # bfloat16 keeps 8 significant bits: the same images to a few hundredths of a dB
+    assert half["psnr"] == pytest.approx(full["psnr"], abs=0.1)
+    assert half["ssim"] == pytest.approx(full["ssim"], abs=0.01)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        sweep(system, link, snrs, images, snr_kind=snr_kind, progress=False, precision="fp16")
+
+
 # ---------------------------------------------------------------------------------------------------
 # a sweep under torchrun
 

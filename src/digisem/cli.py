@@ -307,7 +307,7 @@ def command_eval(args: argparse.Namespace) -> int:
     dataset, description = _test_set(system, args.data, args.limit)
     started = time.perf_counter()
     curves = sweep(system, link, snrs, dataset, snr_kind=snr_kind, mode=mode, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet, label=f"eval {args.model}",
-                   shard=True)
+                   shard=True, precision=args.precision)
     rank, world_size = distributed_context()
     if rank != 0:  # under torchrun every rank swept its share of the SNR points; rank 0 writes
         return 0
@@ -320,7 +320,7 @@ def command_eval(args: argparse.Namespace) -> int:
         "description": f"{name} over {channel} (SNR = {axis}) on {description}",
         "results": curves,
         "meta": run_metadata(args.seed, "cpu", dataset=description, n_images=len(dataset), channel=channel, link=link_spec, snr_kind=snr_kind, mode=mode or system.default_mode,
-                             denoiser=args.denoiser, scdm=args.scdm if args.denoiser.startswith("scdm") else None, sampler=args.sampler,
+                             denoiser=args.denoiser, scdm=args.scdm if args.denoiser.startswith("scdm") else None, sampler=args.sampler, precision=args.precision,
                              psnr="mean over images of per-image PSNR (all channels, data range 1)", wall_s=round(time.perf_counter() - started, 1), ranks=world_size),
     }
     write_json(out / "results.json", results)
@@ -709,6 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--grid-snr", default=None, help="SNRs of the reconstruction grid (default: four of the sweep's)")
     evaluate.add_argument("--batch-size", type=int, default=100, help="images per batch (default 100)")
     evaluate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    evaluate.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                          help="fp32 (default: the same numbers everywhere) or bf16 autocast: about 1.7x faster for AMP-SC on CPUs with native bfloat16, PSNR within ~0.01 dB")
     evaluate.add_argument("--out", default=None, help="output folder (default runs/eval-<model>-<channel>)")
     evaluate.add_argument("--reference", default=None, metavar="CODEC", help="also draw the classical reference (webp, jpeg, jpeg2000, avif, bpg + 5G LDPC, best MCS, and codec + capacity) "
                           "at the system's channel uses per image: reference-CODEC.json, psnr-vs-CODEC.png (it sweeps 15 MCS: use --limit)")

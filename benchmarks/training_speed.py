@@ -143,7 +143,8 @@ def main() -> None:
     write_json(args.out, {"rows": rows, "meta": meta})
     print(f"\n{'recipe':28s} {'config':16s} {'img/s':>8s} {'vs fp32':>8s}")
     for row in rows:
-        print(f"{row['recipe']:28s} {row['config']:16s} {row['images_per_s']:8.1f} {row.get('speedup_vs_fp32', float('nan')):7.2f}x")
+        speedup = f"{row['speedup_vs_fp32']:7.2f}x" if "speedup_vs_fp32" in row else f"{'-':>8s}"  # no fp32 row to compare with
+        print(f"{row['recipe']:28s} {row['config']:16s} {row['images_per_s']:8.1f} {speedup}")
     print(f"wrote {args.out}")
 
 

@@ -32,8 +32,10 @@ def read_image(path: str | Path) -> torch.Tensor:
 
 
 def to_pixels(image: torch.Tensor) -> np.ndarray:
-    """``[3, H, W]`` (or ``[B, 3, H, W]``) in [0, 1] -> ``[H, W, 3]`` (``[B, H, W, 3]``) uint8, rounded."""
-    return (image.detach().clamp(0, 1) * 255.0).round().byte().movedim(-3, -1).cpu().numpy()
+    """``[3, H, W]`` (or ``[B, 3, H, W]``) in [0, 1] -> ``[H, W, 3]`` (``[B, H, W, 3]``) uint8, rounded
+    half to even. In NumPy: small torch element-wise ops wait for torch's thread pool on a busy machine."""
+    values = image.detach().movedim(-3, -1).cpu().float().numpy()
+    return np.rint(np.clip(values, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
 
 
 def write_pixels(pixels: np.ndarray, path: str | Path) -> Path:
